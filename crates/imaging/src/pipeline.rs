@@ -1,0 +1,1 @@
+//! Parsing and running filter pipelines such as `blur=5,resize=800x,grayscale`.

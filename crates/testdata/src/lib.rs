@@ -1,0 +1,64 @@
+//! Locates the shared test data (`../shared/data` beside the project root).
+//!
+//! Every test that needs the data set calls [`data_dir`] (or the [`require_data!`]
+//! macro), so that there is one rule: the environment variable
+//! `OCELLUS_TEST_DATA` overrides the default path; when the data is missing
+//! the test is skipped with a printed reason, except under `CI=true`, where
+//! a missing data set is a failure.
+
+#![warn(missing_docs)]
+
+use std::path::{Path, PathBuf};
+
+/// Environment variable that points at the data folder (the one holding
+/// `faces/`, `photos/`, `people/` and `oracle/`).
+pub const DATA_ENV: &str = "OCELLUS_TEST_DATA";
+
+/// The default location: `<workspace>/../shared/data`.
+pub fn default_data_dir() -> PathBuf {
+    workspace_root().join("..").join("shared").join("data")
+}
+
+/// The workspace root (two levels above this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..")
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The data folder, or `None` (with a message on stderr) when it is absent
+/// outside CI.
+///
+/// # Panics
+/// Under `CI=true` when the folder is absent: CI must always run these tests.
+pub fn data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os(DATA_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(default_data_dir);
+    if dir.join("README.md").is_file() {
+        return Some(dir);
+    }
+    let msg = format!(
+        "test data not found at {} (set {DATA_ENV} to the shared data folder)",
+        dir.display()
+    );
+    if in_ci() {
+        panic!("{msg}; under CI=true the data set is required");
+    }
+    eprintln!("skipping: {msg}");
+    None
+}
+
+/// Evaluates to the data folder as a `PathBuf`, or returns from the calling
+/// test (skipping it) when the data is absent outside CI.
+#[macro_export]
+macro_rules! require_data {
+    () => {
+        match $crate::data_dir() {
+            Some(dir) => dir,
+            None => return,
+        }
+    };
+}
