@@ -18,8 +18,8 @@ pub fn luma(r: u8, g: u8, b: u8) -> u8 {
         >> SHIFT) as u8
 }
 
-/// Converts to one luma channel ([`PixelLayout::Gray`]); alpha is dropped.
-/// Grey input is returned as it is (its luma channel copied).
+/// One luma channel ([`PixelLayout::Gray`]); alpha is dropped. What the
+/// detector and recognizers take.
 pub fn to_gray(image: &Image) -> Image {
     let c = image.channels();
     let data: Vec<u8> = match image.layout() {
@@ -35,19 +35,21 @@ pub fn to_gray(image: &Image) -> Image {
         .expect("one byte per pixel of a valid image")
 }
 
-/// The `grayscale` filter: luma in every colour channel, layout and alpha kept,
-/// so that a pipeline can go on with colour filters afterwards.
-pub fn grayscale(image: &mut Image) {
-    let layout = image.layout();
-    if layout.color_channels() == 1 {
-        return;
-    }
-    let c = layout.channels();
-    for p in image.as_bytes_mut().chunks_exact_mut(c) {
-        let y = luma(p[0], p[1], p[2]);
-        p[0] = y;
-        p[1] = y;
-        p[2] = y;
+/// The `grayscale` filter: luma, keeping alpha (Rgb becomes Gray, Rgba
+/// becomes GrayAlpha), as Pillow's `convert("L")` / `convert("LA")`.
+pub fn grayscale(image: &Image) -> Image {
+    match image.layout() {
+        PixelLayout::Gray | PixelLayout::GrayAlpha => image.clone(),
+        PixelLayout::Rgb => to_gray(image),
+        PixelLayout::Rgba => {
+            let data = image
+                .as_bytes()
+                .chunks_exact(4)
+                .flat_map(|p| [luma(p[0], p[1], p[2]), p[3]])
+                .collect();
+            Image::from_vec(image.width(), image.height(), PixelLayout::GrayAlpha, data)
+                .expect("two bytes per pixel of a valid image")
+        }
     }
 }
 
@@ -66,11 +68,14 @@ mod tests {
     }
 
     #[test]
-    fn to_gray_keeps_size_and_drops_alpha() {
+    fn conversions_drop_or_keep_alpha() {
         let img =
-            Image::from_vec(2, 1, PixelLayout::Rgba, vec![255, 0, 0, 9, 0, 0, 255, 9]).unwrap();
+            Image::from_vec(2, 1, PixelLayout::Rgba, vec![255, 0, 0, 9, 0, 0, 255, 8]).unwrap();
         let g = to_gray(&img);
         assert_eq!(g.layout(), PixelLayout::Gray);
         assert_eq!(g.as_bytes(), &[76, 29]);
+        let ga = grayscale(&img);
+        assert_eq!(ga.layout(), PixelLayout::GrayAlpha);
+        assert_eq!(ga.as_bytes(), &[76, 9, 29, 8]);
     }
 }

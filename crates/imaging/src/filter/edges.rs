@@ -1,0 +1,37 @@
+//! Sobel edge magnitude.
+
+use rayon::prelude::*;
+
+use super::convolve::reflect_101;
+use super::grayscale::to_gray;
+use crate::{Image, PixelLayout};
+
+/// Gradient magnitude of the luma, sqrt(gx^2 + gy^2) with 3x3 Sobel
+/// kernels and reflected borders (as OpenCV's `Sobel(ksize=3)`), rounded and
+/// clamped to 255. The result is a one-channel grey image.
+pub fn sobel_edges(image: &Image) -> Image {
+    let gray = to_gray(image);
+    let (w, h) = (gray.width() as usize, gray.height() as usize);
+    let src = gray.as_bytes();
+    let mut out = vec![0u8; w * h];
+    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        let up = &src[reflect_101(y as isize - 1, h) * w..][..w];
+        let mid = &src[y * w..][..w];
+        let down = &src[reflect_101(y as isize + 1, h) * w..][..w];
+        for (x, o) in row.iter_mut().enumerate() {
+            let l = reflect_101(x as isize - 1, w);
+            let r = reflect_101(x as isize + 1, w);
+            let px = |row: &[u8], i: usize| row[i] as i32;
+            let gx = (px(up, r) - px(up, l))
+                + 2 * (px(mid, r) - px(mid, l))
+                + (px(down, r) - px(down, l));
+            let gy = (px(down, l) - px(up, l))
+                + 2 * (px(down, x) - px(up, x))
+                + (px(down, r) - px(up, r));
+            let m = ((gx * gx + gy * gy) as f32).sqrt();
+            *o = m.round().min(255.0) as u8;
+        }
+    });
+    Image::from_vec(gray.width(), gray.height(), PixelLayout::Gray, out)
+        .expect("same size as input")
+}

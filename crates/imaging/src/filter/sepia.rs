@@ -1,0 +1,32 @@
+//! Sepia toning.
+
+use crate::{Image, PixelLayout};
+
+/// The classic sepia matrix: each output channel is a weighted sum of the
+/// input R, G, B, clamped. Grey input becomes RGB (alpha kept).
+pub fn sepia(image: &Image) -> Image {
+    let layout = if image.layout().has_alpha() {
+        PixelLayout::Rgba
+    } else {
+        PixelLayout::Rgb
+    };
+    let c = image.channels();
+    let grey = image.layout().color_channels() == 1;
+    let mut data =
+        Vec::with_capacity(image.width() as usize * image.height() as usize * layout.channels());
+    for p in image.as_bytes().chunks_exact(c) {
+        let (r, g, b) = if grey {
+            (p[0] as f32, p[0] as f32, p[0] as f32)
+        } else {
+            (p[0] as f32, p[1] as f32, p[2] as f32)
+        };
+        let px = |v: f32| v.round().min(255.0) as u8;
+        data.push(px(0.393 * r + 0.769 * g + 0.189 * b));
+        data.push(px(0.349 * r + 0.686 * g + 0.168 * b));
+        data.push(px(0.272 * r + 0.534 * g + 0.131 * b));
+        if layout.has_alpha() {
+            data.push(p[c - 1]);
+        }
+    }
+    Image::from_vec(image.width(), image.height(), layout, data).expect("same pixel count")
+}
