@@ -79,9 +79,31 @@ pub enum DecodeError {
 /// Reads the format and declared dimensions from the header only.
 pub fn read_dimensions(bytes: &[u8]) -> Result<(ImageFormat, u32, u32), DecodeError> {
     let format = ImageFormat::sniff(bytes).ok_or(DecodeError::UnknownFormat)?;
+    if format == ImageFormat::Jpeg
+        && let Ok((w, h)) = crate::jpeg::dimensions(bytes)
+    {
+        return Ok((format, w, h));
+    }
+    if format == ImageFormat::Png
+        && let Some(dims) = png_dimensions(bytes)
+    {
+        return Ok((format, dims.0, dims.1));
+    }
     let reader = ImageReader::with_format(Cursor::new(bytes), format.to_image());
     let (w, h) = reader.into_dimensions().map_err(|e| corrupt(format, e))?;
     Ok((format, w, h))
+}
+
+/// Width and height from a PNG's IHDR chunk, which the format requires to
+/// come first. Read directly so that the limits apply even to files whose
+/// later chunks are missing or damaged.
+fn png_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    if bytes.get(12..16)? != b"IHDR" {
+        return None;
+    }
+    let w = u32::from_be_bytes(bytes.get(16..20)?.try_into().ok()?);
+    let h = u32::from_be_bytes(bytes.get(20..24)?.try_into().ok()?);
+    Some((w, h))
 }
 
 fn corrupt(format: ImageFormat, e: impl std::fmt::Display) -> DecodeError {
@@ -120,7 +142,50 @@ fn check_limits(width: u32, height: u32, limits: &DecodeLimits) -> Result<(), De
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<(Image, ImageFormat), DecodeError> {
     let (format, width, height) = read_dimensions(bytes)?;
     check_limits(width, height, limits)?;
+    if format == ImageFormat::Jpeg {
+        // libjpeg-turbo first (fast, and the pixels OpenCV sees); the image
+        // crate's decoder as a fallback for what it refuses (CMYK, files
+        // with recoverable damage).
+        let turbo = match crate::jpeg::decode(bytes) {
+            Ok(image) => Ok(image),
+            Err(message) => decode_with_image_crate(bytes, format, limits)
+                .map(|(image, _)| image)
+                .map_err(|_| DecodeError::Corrupt { format, message }),
+        }?;
+        return Ok((orient(turbo, crate::jpeg::exif_orientation(bytes)), format));
+    }
+    decode_with_image_crate(bytes, format, limits)
+}
 
+/// Applies an EXIF orientation (1..=8) with lossless quarter turns and flips.
+fn orient(image: Image, orientation: Option<u8>) -> Image {
+    use ocellus_imaging::filter::geometry::{Flip, Rotation, flip, rotate};
+    let turn = |img: &Image, r| rotate(img, r);
+    let mirrored = |mut img: Image| {
+        flip(&mut img, Flip::Horizontal);
+        img
+    };
+    match orientation {
+        Some(2) => mirrored(image),
+        Some(3) => turn(&image, Rotation::Half),
+        Some(4) => {
+            let mut img = image;
+            flip(&mut img, Flip::Vertical);
+            img
+        }
+        Some(5) => mirrored(turn(&image, Rotation::Quarter)),
+        Some(6) => turn(&image, Rotation::Quarter),
+        Some(7) => mirrored(turn(&image, Rotation::ThreeQuarters)),
+        Some(8) => turn(&image, Rotation::ThreeQuarters),
+        _ => image,
+    }
+}
+
+fn decode_with_image_crate(
+    bytes: &[u8],
+    format: ImageFormat,
+    limits: &DecodeLimits,
+) -> Result<(Image, ImageFormat), DecodeError> {
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format.to_image());
     let mut lim = image::Limits::default();
     lim.max_image_width = Some(limits.max_dimension);

@@ -77,15 +77,8 @@ pub fn encode(
         ImageFormat::Jpeg => {
             let opaque = without_alpha(image);
             let img = opaque.as_ref().unwrap_or(image);
-            let quality = options.jpeg_quality.clamp(1, 100);
-            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
-                .write_image(
-                    img.as_bytes(),
-                    img.width(),
-                    img.height(),
-                    color_type(img.layout()),
-                )
-                .map_err(failed)?;
+            out = crate::jpeg::encode(img, options.jpeg_quality)
+                .map_err(|message| EncodeError::Failed { format, message })?;
         }
         ImageFormat::Png => {
             image::codecs::png::PngEncoder::new(Cursor::new(&mut out))

@@ -10,6 +10,7 @@
 mod decode;
 mod encode;
 mod format;
+mod jpeg;
 
 pub use decode::{DecodeError, DecodeLimits, decode, read_dimensions};
 pub use encode::{EncodeError, EncodeOptions, encode};
