@@ -1,0 +1,17 @@
+//! The Ocellus wire protocol (see `docs/PROTOCOL.md`): length-prefixed
+//! binary frames with a JSON header and raw image bytes.
+//!
+//! Everything here is a pure function over bytes: the node and the client
+//! feed it what they read from the socket, so the decoder is tested (and
+//! fuzzed) without any network.
+
+#![warn(missing_docs)]
+
+mod frame;
+pub mod message;
+mod op;
+
+pub use frame::{
+    Decoded, FIXED_LEN, Frame, FrameError, FrameLimits, PROTOCOL_VERSION, decode_frame,
+};
+pub use op::Op;
