@@ -1,0 +1,56 @@
+//! Node settings, with the defaults `ocellus serve` documents.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ocellus_codec::DecodeLimits;
+use ocellus_protocol::FrameLimits;
+
+/// Everything a node needs to know to start.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// TCP address to listen on.
+    pub listen: SocketAddr,
+    /// Worker threads running jobs.
+    pub workers: usize,
+    /// Jobs that may wait in the queue; beyond, clients get BUSY.
+    pub queue_capacity: usize,
+    /// Where the node keeps its data.
+    pub data_dir: Option<PathBuf>,
+    /// Frame and header size limits.
+    pub frame_limits: FrameLimits,
+    /// Largest image accepted (checked from its header).
+    pub decode_limits: DecodeLimits,
+    /// Images one request may carry.
+    pub max_images: usize,
+    /// Requests one connection may have in flight; beyond, the node stops
+    /// reading from it until results have been written (backpressure).
+    pub max_in_flight: usize,
+    /// A connection with nothing in flight that sends nothing for this long
+    /// is closed.
+    pub idle_timeout: Duration,
+    /// A frame that has started must be complete within this time
+    /// (defeats slow-loris clients).
+    pub frame_timeout: Duration,
+    /// How often waiting jobs are reminded of their position.
+    pub heartbeat: Duration,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            queue_capacity: 256,
+            data_dir: None,
+            frame_limits: FrameLimits::default(),
+            decode_limits: DecodeLimits::default(),
+            max_images: 64,
+            max_in_flight: 16,
+            idle_timeout: Duration::from_secs(120),
+            frame_timeout: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(2),
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! One client connection: a reader that turns frames into jobs, and a
+//! writer that sends events back.
+//!
+//! Backpressure: every request takes one of `max_in_flight` permits before
+//! it is handled, and gives it back only when its terminal event has been
+//! written to the socket. A client that sends without reading therefore
+//! stops being read from; nothing is buffered without bound. Progress
+//! events go through a small separate channel and are dropped when it is
+//! full (the next POSITION supersedes them).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ocellus_codec::ImageFormat;
+use ocellus_imaging::pipeline::Pipeline;
+use ocellus_protocol::message::{Busy, ErrorEvent, FilterRequest, Started, from_header, to_header};
+use ocellus_protocol::{Decoded, Frame, Op, PROTOCOL_VERSION, decode_frame};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tracing::{debug, warn};
+
+use crate::job::{Work, error};
+use crate::queue::{JobSink, Progress, Rejected};
+use crate::server::Shared;
+
+/// A job as the queue holds it: the work and whom to answer.
+pub(crate) struct Task {
+    pub work: Work,
+    pub responder: Responder,
+}
+
+/// An encoded frame on its way to the socket.
+struct Outgoing {
+    bytes: Vec<u8>,
+    /// Released once the frame is written: the request is over.
+    permit: Option<OwnedSemaphorePermit>,
+    /// Close the connection after writing this frame.
+    close: bool,
+}
+
+/// Sends the one terminal event of a request. Dropped without answering
+/// (a bug, or a worker that died), it answers ERROR `internal`.
+pub(crate) struct Responder {
+    request_id: u64,
+    terminal: mpsc::Sender<Outgoing>,
+    permit: Option<OwnedSemaphorePermit>,
+    in_flight: Option<Arc<Mutex<HashSet<u64>>>>,
+    answered: bool,
+}
+
+impl Responder {
+    /// Sends `op` (RESULT, ERROR or BUSY) with this header and payload.
+    pub(crate) fn send(
+        mut self,
+        op: Op,
+        header: serde_json::Map<String, serde_json::Value>,
+        payload: Vec<u8>,
+    ) {
+        self.answer(op, header, payload);
+    }
+
+    /// Sends an ERROR.
+    pub(crate) fn error(self, e: ErrorEvent) {
+        self.send(Op::Error, to_header(&e), Vec::new());
+    }
+
+    fn answer(
+        &mut self,
+        op: Op,
+        header: serde_json::Map<String, serde_json::Value>,
+        payload: Vec<u8>,
+    ) {
+        self.answered = true;
+        if let Some(set) = &self.in_flight {
+            set.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&self.request_id);
+        }
+        let bytes = Frame::new(op, self.request_id, header, payload).to_bytes();
+        // Capacity is reserved by the permits: this fails only when the
+        // writer is gone (the client left), and then there is no one to tell.
+        let _ = self.terminal.try_send(Outgoing {
+            bytes,
+            permit: self.permit.take(),
+            close: false,
+        });
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if !self.answered {
+            let e = error("internal", "the job ended without a result");
+            self.answer(Op::Error, to_header(&e), Vec::new());
+        }
+    }
+}
+
+/// Where the queue sends a connection's progress events.
+struct ProgressSink {
+    tx: mpsc::Sender<Outgoing>,
+}
+
+impl JobSink for ProgressSink {
+    fn progress(&self, request_id: u64, progress: Progress) {
+        let (op, header) = match progress {
+            Progress::Accepted(a) => (Op::Accepted, to_header(&a)),
+            Progress::Position(p) => (Op::Position, to_header(&p)),
+            Progress::Started { job } => (Op::Started, to_header(&Started { job })),
+        };
+        let bytes = Frame::new(op, request_id, header, Vec::new()).to_bytes();
+        // A slow reader loses progress events, never results.
+        let _ = self.tx.try_send(Outgoing {
+            bytes,
+            permit: None,
+            close: false,
+        });
+    }
+}
+
+/// Serves one connection until the client leaves or is closed.
+pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+    let peer = stream.peer_addr().ok();
+    let _ = stream.set_nodelay(true);
+    let (mut reader, writer) = stream.into_split();
+    let cfg = &shared.config;
+    let permits = Arc::new(Semaphore::new(cfg.max_in_flight));
+    shared.register(&permits);
+    let (terminal_tx, terminal_rx) = mpsc::channel(cfg.max_in_flight + 1);
+    let (progress_tx, progress_rx) = mpsc::channel(64);
+    let write_timeout = cfg.idle_timeout;
+    let writer_task = tokio::spawn(write_loop(writer, terminal_rx, progress_rx, write_timeout));
+
+    let conn = Conn {
+        shared: shared.clone(),
+        permits: permits.clone(),
+        terminal: terminal_tx,
+        sink: Arc::new(ProgressSink { tx: progress_tx }),
+        cancelled: Arc::new(AtomicBool::new(false)),
+        in_flight: Arc::new(Mutex::new(HashSet::new())),
+    };
+    let reason = conn.read_loop(&mut reader).await;
+    debug!(?peer, reason, "connection ends");
+    // The client is gone (or we closed on it): drop its waiting jobs and
+    // discard the results of running ones.
+    conn.cancelled.store(true, Ordering::Release);
+    shared.queue.purge_cancelled();
+    drop(conn);
+    let _ = writer_task.await;
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    permits: Arc<Semaphore>,
+    terminal: mpsc::Sender<Outgoing>,
+    sink: Arc<ProgressSink>,
+    cancelled: Arc<AtomicBool>,
+    in_flight: Arc<Mutex<HashSet<u64>>>,
+}
+
+impl Conn {
+    /// Reads and handles frames; returns why it stopped: "eof" (client
+    /// left), "closed" (we closed after an ERROR), or a read error.
+    async fn read_loop(&self, reader: &mut tokio::net::tcp::OwnedReadHalf) -> &'static str {
+        let cfg = &self.shared.config;
+        let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+        loop {
+            match decode_frame(&buf, &cfg.frame_limits) {
+                Ok(Decoded::Frame(frame, used)) => {
+                    buf.drain(..used);
+                    self.handle(frame).await;
+                    continue;
+                }
+                Ok(Decoded::NeedMore(_)) => {}
+                Err(e) => {
+                    warn!(error = %e, "closing connection");
+                    self.close_with(error(e.code(), e.to_string())).await;
+                    return "closed";
+                }
+            }
+            let idle = buf.is_empty();
+            let nothing_in_flight = self.permits.available_permits() == cfg.max_in_flight;
+            let limit = if !idle {
+                Some(cfg.frame_timeout)
+            } else if nothing_in_flight {
+                Some(cfg.idle_timeout)
+            } else {
+                None
+            };
+            let read = reader.read_buf(&mut buf);
+            let n = match limit {
+                Some(t) => match tokio::time::timeout(t, read).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        let what = if idle {
+                            "idle connection"
+                        } else {
+                            "incomplete frame"
+                        };
+                        self.close_with(error(
+                            "timeout",
+                            format!("{what}: nothing received for {} s", t.as_secs()),
+                        ))
+                        .await;
+                        return "closed";
+                    }
+                },
+                None => read.await,
+            };
+            match n {
+                Ok(0) => return "eof",
+                Ok(_) => {}
+                Err(_) => return "read error",
+            }
+        }
+    }
+
+    /// Sends a connection-level ERROR (request id 0) and closes.
+    async fn close_with(&self, e: ErrorEvent) {
+        let bytes = Frame::new(Op::Error, 0, to_header(&e), Vec::new()).to_bytes();
+        let _ = self
+            .terminal
+            .send(Outgoing {
+                bytes,
+                permit: None,
+                close: true,
+            })
+            .await;
+    }
+
+    async fn handle(&self, frame: Frame) {
+        // Backpressure: wait for a free slot before taking on more work.
+        let Ok(permit) = self.permits.clone().acquire_owned().await else {
+            return;
+        };
+        let mut responder = Responder {
+            request_id: frame.request_id,
+            terminal: self.terminal.clone(),
+            permit: Some(permit),
+            in_flight: None,
+            answered: false,
+        };
+        if frame.version != PROTOCOL_VERSION {
+            return responder.error(error(
+                "unsupported_version",
+                format!(
+                    "protocol version {} is not supported (this node speaks {PROTOCOL_VERSION})",
+                    frame.version
+                ),
+            ));
+        }
+        let op = match Op::from_code(frame.op) {
+            Some(op) if op.is_request() => op,
+            _ => {
+                return responder.error(error(
+                    "unknown_op",
+                    format!("unknown operation code {}", frame.op),
+                ));
+            }
+        };
+        {
+            let mut set = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            if !set.insert(frame.request_id) {
+                return responder.error(error(
+                    "duplicate_request_id",
+                    format!(
+                        "request id {} is already in flight on this connection",
+                        frame.request_id
+                    ),
+                ));
+            }
+        }
+        responder.in_flight = Some(self.in_flight.clone());
+        match op {
+            Op::Status => {
+                let report = self.shared.status_report();
+                responder.send(Op::Result, to_header(&report), Vec::new());
+            }
+            Op::Filter => self.filter(frame, responder),
+            Op::Enroll | Op::Recognize | Op::Detect => responder.error(error(
+                "role_unavailable",
+                format!("this node does not serve {op:?} requests (no face roles)"),
+            )),
+            _ => responder.error(error("unknown_op", format!("{op:?} is not a request"))),
+        }
+    }
+
+    fn filter(&self, frame: Frame, responder: Responder) {
+        let cfg = &self.shared.config;
+        let request: FilterRequest = match from_header(&frame.header) {
+            Ok(r) => r,
+            Err(e) => return responder.error(error("bad_request", format!("FILTER header: {e}"))),
+        };
+        let pipeline: Pipeline = match request.ops.parse() {
+            Ok(p) => p,
+            Err(e) => return responder.error(error("bad_ops", e.to_string())),
+        };
+        let format = match request.format.as_deref().map(ImageFormat::from_name) {
+            None => None,
+            Some(Some(f)) if f.can_encode() => Some(f),
+            Some(_) => {
+                return responder.error(error("bad_request", "format must be jpeg, png or webp"));
+            }
+        };
+        let images = match frame.images() {
+            Ok(images) => images.len(),
+            Err(e) => return responder.error(error("bad_request", e.to_string())),
+        };
+        if images > cfg.max_images {
+            return responder.error(error(
+                "too_many_images",
+                format!("{images} images; the limit is {}", cfg.max_images),
+            ));
+        }
+        if images != 1 {
+            return responder.error(error(
+                "bad_request",
+                format!("FILTER takes one image, got {images}"),
+            ));
+        }
+        let work = Work::Filter {
+            pipeline,
+            format,
+            quality: request.quality.unwrap_or(90).clamp(1, 100),
+            image: frame.payload,
+        };
+        let request_id = responder.request_id;
+        let task = Task { work, responder };
+        if let Err((rejected, task)) = self.shared.queue.push(
+            request_id,
+            self.cancelled.clone(),
+            self.sink.clone() as Arc<dyn JobSink>,
+            task,
+        ) {
+            match rejected {
+                Rejected::Full {
+                    queue_length,
+                    capacity,
+                } => task.responder.send(
+                    Op::Busy,
+                    to_header(&Busy {
+                        queue_length,
+                        capacity,
+                    }),
+                    Vec::new(),
+                ),
+                Rejected::ShuttingDown => task
+                    .responder
+                    .error(error("shutting_down", "server shutting down")),
+            }
+        }
+    }
+}
+
+async fn write_loop(
+    mut writer: OwnedWriteHalf,
+    mut terminal: mpsc::Receiver<Outgoing>,
+    mut progress: mpsc::Receiver<Outgoing>,
+    write_timeout: Duration,
+) {
+    loop {
+        let out = tokio::select! {
+            biased;
+            Some(out) = terminal.recv() => out,
+            Some(out) = progress.recv() => out,
+            else => break,
+        };
+        match tokio::time::timeout(write_timeout, writer.write_all(&out.bytes)).await {
+            Ok(Ok(())) => {}
+            // The client stopped reading or left: give up on it.
+            _ => break,
+        }
+        drop(out.permit);
+        if out.close {
+            break;
+        }
+    }
+    let _ = writer.shutdown().await;
+}

@@ -1,0 +1,231 @@
+//! The TCP server: accepts connections, runs the workers, shuts down
+//! gracefully.
+
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use ocellus_protocol::Op;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tracing::{info, warn};
+
+use crate::config::NodeConfig;
+use crate::connection::{self, Task};
+use crate::job::error;
+use crate::queue::JobQueue;
+use crate::status::StatusReport;
+
+/// State every connection and worker shares.
+pub(crate) struct Shared {
+    pub config: NodeConfig,
+    pub queue: JobQueue<Task>,
+    node_id: String,
+    started: Instant,
+    /// Each connection's in-flight permits, to wait for results to be
+    /// written at shutdown.
+    connections: Mutex<Vec<Weak<Semaphore>>>,
+}
+
+impl Shared {
+    pub(crate) fn register(&self, permits: &Arc<Semaphore>) {
+        let mut list = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|w| w.strong_count() > 0);
+        list.push(Arc::downgrade(permits));
+    }
+
+    pub(crate) fn status_report(&self) -> StatusReport {
+        let stats = self.queue.stats();
+        StatusReport {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            node_id: self.node_id.clone(),
+            roles: vec!["filter".to_string()],
+            queue_length: stats.queue_length,
+            queue_capacity: self.config.queue_capacity as u64,
+            workers: self.config.workers as u64,
+            busy: stats.busy,
+            jobs_done: stats.jobs_done,
+            jobs_failed: stats.jobs_failed,
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            mean_job_s: stats.mean_job_s,
+            peers: Vec::new(),
+        }
+    }
+
+    /// Whether every connection has written all its results.
+    fn all_answered(&self) -> bool {
+        let max = self.config.max_in_flight;
+        let list = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        list.iter()
+            .filter_map(Weak::upgrade)
+            .all(|s| s.available_permits() == max)
+    }
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+/// Lets another task stop a running server.
+#[derive(Clone)]
+pub struct ServerHandle {
+    stop: watch::Sender<bool>,
+}
+
+impl ServerHandle {
+    /// Asks the server to shut down gracefully.
+    pub fn shut_down(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+fn new_node_id() -> String {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}
+
+impl Server {
+    /// Binds the listening socket.
+    pub async fn bind(config: NodeConfig) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let shared = Arc::new(Shared {
+            queue: JobQueue::new(config.queue_capacity, config.workers),
+            config,
+            node_id: new_node_id(),
+            started: Instant::now(),
+            connections: Mutex::new(Vec::new()),
+        });
+        Ok(Server { listener, shared })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Runs until `shutdown` resolves or a [`ServerHandle`] asks to stop;
+    /// then stops accepting, answers waiting jobs with ERROR
+    /// `shutting_down`, lets running jobs finish and deliver, and returns.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        self.run_with(shutdown, stop_tx, stop_rx).await
+    }
+
+    /// A handle to stop the server from elsewhere, and the future running it.
+    pub fn into_running(
+        self,
+    ) -> (
+        ServerHandle,
+        impl std::future::Future<Output = std::io::Result<()>>,
+    ) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let handle = ServerHandle {
+            stop: stop_tx.clone(),
+        };
+        (
+            handle,
+            self.run_with(std::future::pending(), stop_tx, stop_rx),
+        )
+    }
+
+    async fn run_with(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+        _stop_tx: watch::Sender<bool>,
+        mut stop_rx: watch::Receiver<bool>,
+    ) -> std::io::Result<()> {
+        let shared = self.shared;
+        let workers: Vec<_> = (0..shared.config.workers)
+            .map(|i| {
+                let shared = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("ocellus-worker-{i}"))
+                    .spawn(move || worker(&shared))
+            })
+            .collect::<Result<_, _>>()?;
+        let heartbeat = {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(shared.config.heartbeat);
+                loop {
+                    tick.tick().await;
+                    shared.queue.heartbeat();
+                }
+            })
+        };
+
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = stop_rx.changed() => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        tokio::spawn(connection::serve(stream, shared.clone()));
+                    }
+                    // Out of file descriptors and the like: wait and go on.
+                    Err(e) => {
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+            }
+        }
+        drop(self.listener);
+        info!("shutting down: no new connections; answering waiting jobs");
+        for job in shared.queue.shut_down() {
+            job.work
+                .responder
+                .error(error("shutting_down", "server shutting down"));
+        }
+        heartbeat.abort();
+        let joined = tokio::task::spawn_blocking(move || {
+            for w in workers {
+                let _ = w.join();
+            }
+        });
+        let _ = joined.await;
+        // Give writers a moment to put the last results on the wire.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !shared.all_answered() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        info!("stopped");
+        Ok(())
+    }
+}
+
+fn worker(shared: &Shared) {
+    while let Some(job) = shared.queue.pop() {
+        let started = Instant::now();
+        let Task { work, responder } = job.work;
+        let description = work.describe();
+        let result = work.run(&shared.config.decode_limits);
+        let elapsed = started.elapsed();
+        shared.queue.finish(job.job, result.is_ok(), elapsed);
+        if job.cancelled.load(Ordering::Acquire) {
+            info!(job = job.job, %description, ms = elapsed.as_millis() as u64, "result discarded: client gone");
+            continue;
+        }
+        match result {
+            Ok(out) => {
+                info!(job = job.job, %description, ms = elapsed.as_millis() as u64, bytes = out.payload.len(), "done");
+                responder.send(Op::Result, out.header, out.payload);
+            }
+            Err(e) => {
+                info!(job = job.job, %description, code = %e.code, "failed");
+                responder.error(e);
+            }
+        }
+    }
+}
