@@ -16,7 +16,7 @@ fn test_image(w: u32, h: u32) -> Image {
             state ^= state << 13;
             state ^= state >> 17;
             state ^= state << 5;
-            let n = (state >> 28) as u32;
+            let n = state >> 28;
             data.push(((x * 255 / w) + n).min(255) as u8);
             data.push(((y * 255 / h) + n).min(255) as u8);
             data.push((((x + y) * 127 / (w + h)) + n) as u8);

@@ -334,9 +334,17 @@ mod kernels {
         }
     }
 
-    fn horizontal_portable(padded: &[i16], channels: usize, weights: &[i16], out: &mut [u8]) {
+    /// The portable horizontal pass for outputs `start..`: the whole row,
+    /// or the tail the SIMD loop leaves.
+    fn horizontal_portable(
+        padded: &[i16],
+        channels: usize,
+        weights: &[i16],
+        out: &mut [u8],
+        start: usize,
+    ) {
         let base = (weights.len() - 1) * channels;
-        for (x, o) in out.iter_mut().enumerate() {
+        for (x, o) in out.iter_mut().enumerate().skip(start) {
             let p = base + x;
             let mut acc = mulhrs(padded[p], weights[0]);
             for (j, &k) in weights.iter().enumerate().skip(1) {
@@ -356,7 +364,7 @@ mod kernels {
     mod avx2 {
         use std::arch::x86_64::*;
 
-        use super::{INTERMEDIATE_BITS, mulhrs, to_u8};
+        use super::{INTERMEDIATE_BITS, mulhrs};
 
         /// Vertical pass, 16 samples per instruction.
         ///
@@ -472,14 +480,7 @@ mod kernels {
                     x += 32;
                 }
             }
-            for x in x..n {
-                let i = base + x;
-                let mut acc = mulhrs(padded[i], weights[0]);
-                for (j, &k) in weights.iter().enumerate().skip(1) {
-                    acc += mulhrs(padded[i - j * channels] + padded[i + j * channels], k);
-                }
-                out[x] = to_u8(acc);
-            }
+            super::horizontal_portable(padded, channels, weights, out, x);
         }
     }
 
@@ -516,7 +517,7 @@ mod kernels {
             // SAFETY: AVX2 is present; the function asserts its bounds.
             return unsafe { avx2::horizontal(padded, channels, weights, out) };
         }
-        horizontal_portable(padded, channels, weights, out)
+        horizontal_portable(padded, channels, weights, out, 0)
     }
 
     #[cfg(test)]
@@ -546,7 +547,7 @@ mod kernels {
             let mut oa = vec![0u8; row_len];
             let mut ob = vec![0u8; row_len];
             unsafe { super::avx2::horizontal(&padded, 3, &weights, &mut oa) };
-            super::horizontal_portable(&padded, 3, &weights, &mut ob);
+            super::horizontal_portable(&padded, 3, &weights, &mut ob, 0);
             assert_eq!(oa, ob);
         }
     }

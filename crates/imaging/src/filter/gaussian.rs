@@ -21,7 +21,7 @@ pub fn gaussian_kernel(sigma: f32) -> SymmetricKernel {
 /// `GaussianBlur(img, (0, 0), sigma)`), borders reflected as OpenCV's
 /// BORDER_REFLECT_101. Sigma below about 0.1 leaves the image unchanged.
 pub fn gaussian_blur(image: &mut Image, sigma: f32) {
-    if !(sigma > 0.0) {
+    if sigma.is_nan() || sigma <= 0.0 {
         return;
     }
     convolve_separable(image, &gaussian_kernel(sigma));
