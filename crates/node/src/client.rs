@@ -72,7 +72,8 @@ pub enum ClientError {
     Unexpected(String),
 }
 
-type Routes = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Event>>>>;
+/// Open requests by id; `None` once the connection has closed.
+type Routes = Arc<Mutex<Option<HashMap<u64, mpsc::UnboundedSender<Event>>>>>;
 
 /// A connection to a node.
 pub struct Client {
@@ -124,7 +125,7 @@ impl Client {
             })?;
         let _ = stream.set_nodelay(true);
         let (mut read, write) = stream.into_split();
-        let routes: Routes = Arc::default();
+        let routes: Routes = Arc::new(Mutex::new(Some(HashMap::new())));
         let reader_routes = routes.clone();
         let reader = tokio::spawn(async move {
             let limits = FrameLimits {
@@ -147,8 +148,9 @@ impl Client {
                     Ok(_) => {}
                 }
             }
-            // Every open request learns that nothing more will come.
-            lock(&reader_routes).clear();
+            // Every open request learns that nothing more will come, and
+            // new requests fail at once.
+            lock(&reader_routes).take();
         });
         Ok(Client {
             writer: tokio::sync::Mutex::new(write),
@@ -167,11 +169,16 @@ impl Client {
     ) -> Result<Request, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.routes).insert(id, tx);
+        match lock(&self.routes).as_mut() {
+            Some(routes) => routes.insert(id, tx),
+            None => return Err(ClientError::Closed),
+        };
         let bytes = Frame::new(op, id, header, payload).to_bytes();
         let mut w = self.writer.lock().await;
         if let Err(e) = w.write_all(&bytes).await {
-            lock(&self.routes).remove(&id);
+            if let Some(routes) = lock(&self.routes).as_mut() {
+                routes.remove(&id);
+            }
             return Err(e.into());
         }
         Ok(Request { id, events: rx })
@@ -220,7 +227,8 @@ fn dispatch(routes: &Routes, frame: Frame) {
         header: frame.header,
         payload: frame.payload,
     };
-    let mut routes = lock(routes);
+    let mut guard = lock(routes);
+    let Some(routes) = guard.as_mut() else { return };
     if frame.request_id == 0 {
         // About the connection itself (it is closing): tell every request.
         for tx in routes.values() {

@@ -1,12 +1,17 @@
 //! One client connection: a reader that turns frames into jobs, and a
 //! writer that sends events back.
 //!
-//! Backpressure: every request takes one of `max_in_flight` permits before
-//! it is handled, and gives it back only when its terminal event has been
+//! All events of a connection go through one FIFO channel to the writer, so
+//! a client sees them in the order they happened (ACCEPTED, POSITION...,
+//! STARTED, then RESULT).
+//!
+//! Backpressure: every request takes one of `max_in_flight` permits and
+//! reserves a slot in that channel for its terminal event before it is
+//! handled; the permit comes back only when the terminal event has been
 //! written to the socket. A client that sends without reading therefore
 //! stops being read from; nothing is buffered without bound. Progress
-//! events go through a small separate channel and are dropped when it is
-//! full (the next POSITION supersedes them).
+//! events use the channel's spare room and are dropped when it is full
+//! (the next POSITION supersedes them).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +25,8 @@ use ocellus_protocol::{Decoded, Frame, Op, PROTOCOL_VERSION, decode_frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::mpsc::OwnedPermit;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::{debug, warn};
 
 use crate::job::{Work, error};
@@ -46,7 +52,8 @@ struct Outgoing {
 /// (a bug, or a worker that died), it answers ERROR `internal`.
 pub(crate) struct Responder {
     request_id: u64,
-    terminal: mpsc::Sender<Outgoing>,
+    /// The channel slot reserved for the terminal event.
+    slot: Option<OwnedPermit<Outgoing>>,
     permit: Option<OwnedSemaphorePermit>,
     in_flight: Option<Arc<Mutex<HashSet<u64>>>>,
     answered: bool,
@@ -81,13 +88,15 @@ impl Responder {
                 .remove(&self.request_id);
         }
         let bytes = Frame::new(op, self.request_id, header, payload).to_bytes();
-        // Capacity is reserved by the permits: this fails only when the
-        // writer is gone (the client left), and then there is no one to tell.
-        let _ = self.terminal.try_send(Outgoing {
-            bytes,
-            permit: self.permit.take(),
-            close: false,
-        });
+        if let Some(slot) = self.slot.take() {
+            // The slot was reserved when the request arrived: this never
+            // blocks, and is a no-op when the writer is gone.
+            slot.send(Outgoing {
+                bytes,
+                permit: self.permit.take(),
+                close: false,
+            });
+        }
     }
 }
 
@@ -122,6 +131,9 @@ impl JobSink for ProgressSink {
     }
 }
 
+/// Progress events that may wait for a slow reader before new ones are dropped.
+const PROGRESS_ROOM: usize = 64;
+
 /// Serves one connection until the client leaves or is closed.
 pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let peer = stream.peer_addr().ok();
@@ -130,16 +142,19 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let cfg = &shared.config;
     let permits = Arc::new(Semaphore::new(cfg.max_in_flight));
     shared.register(&permits);
-    let (terminal_tx, terminal_rx) = mpsc::channel(cfg.max_in_flight + 1);
-    let (progress_tx, progress_rx) = mpsc::channel(64);
+    // Room for every in-flight request's terminal event, one closing
+    // ERROR, and progress events.
+    let (tx, rx) = mpsc::channel(cfg.max_in_flight + 1 + PROGRESS_ROOM);
+    let answered = Arc::new(Notify::new());
     let write_timeout = cfg.idle_timeout;
-    let writer_task = tokio::spawn(write_loop(writer, terminal_rx, progress_rx, write_timeout));
+    let writer_task = tokio::spawn(write_loop(writer, rx, write_timeout, answered.clone()));
 
     let conn = Conn {
         shared: shared.clone(),
         permits: permits.clone(),
-        terminal: terminal_tx,
-        sink: Arc::new(ProgressSink { tx: progress_tx }),
+        out: tx.clone(),
+        answered,
+        sink: Arc::new(ProgressSink { tx }),
         cancelled: Arc::new(AtomicBool::new(false)),
         in_flight: Arc::new(Mutex::new(HashSet::new())),
     };
@@ -156,7 +171,9 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
 struct Conn {
     shared: Arc<Shared>,
     permits: Arc<Semaphore>,
-    terminal: mpsc::Sender<Outgoing>,
+    out: mpsc::Sender<Outgoing>,
+    /// Signalled by the writer each time a request's last event is written.
+    answered: Arc<Notify>,
     sink: Arc<ProgressSink>,
     cancelled: Arc<AtomicBool>,
     in_flight: Arc<Mutex<HashSet<u64>>>,
@@ -165,13 +182,21 @@ struct Conn {
 impl Conn {
     /// Reads and handles frames; returns why it stopped: "eof" (client
     /// left), "closed" (we closed after an ERROR), or a read error.
+    ///
+    /// Two clocks: a frame whose first byte has arrived must be complete
+    /// within `frame_timeout` (however slowly the bytes trickle in), and a
+    /// connection with nothing in flight must not stay silent longer than
+    /// `idle_timeout` after its last request was answered.
     async fn read_loop(&self, reader: &mut tokio::net::tcp::OwnedReadHalf) -> &'static str {
         let cfg = &self.shared.config;
         let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let mut frame_deadline: Option<tokio::time::Instant> = None;
+        let mut idle_since = tokio::time::Instant::now();
         loop {
             match decode_frame(&buf, &cfg.frame_limits) {
                 Ok(Decoded::Frame(frame, used)) => {
                     buf.drain(..used);
+                    frame_deadline = None;
                     self.handle(frame).await;
                     continue;
                 }
@@ -182,38 +207,41 @@ impl Conn {
                     return "closed";
                 }
             }
-            let idle = buf.is_empty();
-            let nothing_in_flight = self.permits.available_permits() == cfg.max_in_flight;
-            let limit = if !idle {
-                Some(cfg.frame_timeout)
-            } else if nothing_in_flight {
-                Some(cfg.idle_timeout)
-            } else {
-                None
+            if !buf.is_empty() && frame_deadline.is_none() {
+                frame_deadline = Some(tokio::time::Instant::now() + cfg.frame_timeout);
+            }
+            let in_flight = self.permits.available_permits() < cfg.max_in_flight;
+            if in_flight {
+                idle_since = tokio::time::Instant::now();
+            }
+            let deadline = match frame_deadline {
+                Some(d) => d,
+                None if in_flight => tokio::time::Instant::now() + cfg.idle_timeout,
+                None => idle_since + cfg.idle_timeout,
             };
-            let read = reader.read_buf(&mut buf);
-            let n = match limit {
-                Some(t) => match tokio::time::timeout(t, read).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        let what = if idle {
-                            "idle connection"
-                        } else {
-                            "incomplete frame"
-                        };
-                        self.close_with(error(
-                            "timeout",
-                            format!("{what}: nothing received for {} s", t.as_secs()),
-                        ))
-                        .await;
+            let n = tokio::select! {
+                read = reader.read_buf(&mut buf) => read,
+                // A request was answered: re-evaluate the idle clock.
+                _ = self.answered.notified(), if in_flight => continue,
+                _ = tokio::time::sleep_until(deadline) => {
+                    if frame_deadline.is_some() {
+                        self.close_with(error("timeout", format!(
+                            "incomplete frame: not received within {} s", cfg.frame_timeout.as_secs()
+                        ))).await;
                         return "closed";
                     }
-                },
-                None => read.await,
+                    if self.permits.available_permits() < cfg.max_in_flight {
+                        continue; // work in flight: not idle
+                    }
+                    self.close_with(error("timeout", format!(
+                        "idle connection: nothing received for {} s", cfg.idle_timeout.as_secs()
+                    ))).await;
+                    return "closed";
+                }
             };
             match n {
                 Ok(0) => return "eof",
-                Ok(_) => {}
+                Ok(_) => idle_since = tokio::time::Instant::now(),
                 Err(_) => return "read error",
             }
         }
@@ -223,7 +251,7 @@ impl Conn {
     async fn close_with(&self, e: ErrorEvent) {
         let bytes = Frame::new(Op::Error, 0, to_header(&e), Vec::new()).to_bytes();
         let _ = self
-            .terminal
+            .out
             .send(Outgoing {
                 bytes,
                 permit: None,
@@ -237,9 +265,12 @@ impl Conn {
         let Ok(permit) = self.permits.clone().acquire_owned().await else {
             return;
         };
+        let Ok(slot) = self.out.clone().reserve_owned().await else {
+            return; // the writer is gone
+        };
         let mut responder = Responder {
             request_id: frame.request_id,
-            terminal: self.terminal.clone(),
+            slot: Some(slot),
             permit: Some(permit),
             in_flight: None,
             answered: false,
@@ -358,23 +389,20 @@ impl Conn {
 
 async fn write_loop(
     mut writer: OwnedWriteHalf,
-    mut terminal: mpsc::Receiver<Outgoing>,
-    mut progress: mpsc::Receiver<Outgoing>,
+    mut rx: mpsc::Receiver<Outgoing>,
     write_timeout: Duration,
+    answered: Arc<Notify>,
 ) {
-    loop {
-        let out = tokio::select! {
-            biased;
-            Some(out) = terminal.recv() => out,
-            Some(out) = progress.recv() => out,
-            else => break,
-        };
+    while let Some(out) = rx.recv().await {
         match tokio::time::timeout(write_timeout, writer.write_all(&out.bytes)).await {
             Ok(Ok(())) => {}
             // The client stopped reading or left: give up on it.
             _ => break,
         }
-        drop(out.permit);
+        if out.permit.is_some() {
+            drop(out.permit);
+            answered.notify_one();
+        }
         if out.close {
             break;
         }
