@@ -1,0 +1,206 @@
+//! Fisherfaces (OpenCV's `FisherFaceRecognizer`, spec section 3): PCA to
+//! N - C dimensions, then LDA keeping C - 1 (or fewer) discriminant axes,
+//! with OpenCV's unnormalised eigenvector scaling; nearest neighbour in the
+//! LDA subspace.
+
+use std::collections::BTreeMap;
+
+use faer::Accum;
+use faer::Mat;
+use faer::linalg::matmul::matmul;
+use ocellus_imaging::Image;
+
+use crate::parallel::faer_par;
+use crate::samples::{check_training_set, distinct_labels, sample_matrix};
+use crate::subspace::{Common, SubspaceModel};
+use crate::{Algorithm, Label, Prediction, RecognizeError, Recognizer, lda, model_file, pca};
+
+/// Default rejection threshold for Fisherfaces on prepared faces of the
+/// default size ([`crate::prepare::DEFAULT_FACE_SIZE`]): the distance at
+/// which 1 % of impostor faces are accepted in the ORL calibration run
+/// described in `docs/recognition.md`.
+pub const DEFAULT_THRESHOLD: f64 = 1305.0;
+
+/// The Fisherfaces recognizer.
+#[derive(Clone, Debug)]
+pub struct FisherFaces {
+    requested_components: usize,
+    common: Common,
+    model: Option<SubspaceModel>,
+}
+
+impl FisherFaces {
+    /// A new recognizer keeping `num_components` discriminant axes; 0
+    /// (OpenCV's default) or more than C - 1 (C = number of people) keeps
+    /// C - 1. The threshold is [`DEFAULT_THRESHOLD`].
+    pub fn new(num_components: usize) -> Self {
+        FisherFaces {
+            requested_components: num_components,
+            common: Common {
+                threshold: DEFAULT_THRESHOLD,
+                names: BTreeMap::new(),
+            },
+            model: None,
+        }
+    }
+
+    /// Number of discriminant axes of the trained model, or the requested
+    /// number before training.
+    pub fn num_components(&self) -> usize {
+        self.model
+            .as_ref()
+            .map_or(self.requested_components, SubspaceModel::components)
+    }
+
+    /// The kept LDA eigenvalues, decreasing (empty before training).
+    pub fn eigenvalues(&self) -> &[f64] {
+        self.model.as_ref().map_or(&[], |m| &m.eigenvalues)
+    }
+
+    /// Training labels in training order (empty before training).
+    pub fn labels(&self) -> &[Label] {
+        self.model.as_ref().map_or(&[], |m| &m.labels)
+    }
+
+    /// The projection (x - mu) W of a face (diagnostics, tests).
+    pub fn project(&self, face: &Image) -> Result<Vec<f64>, RecognizeError> {
+        self.model
+            .as_ref()
+            .ok_or(RecognizeError::NotTrained)?
+            .project(face)
+    }
+
+    pub(crate) fn from_parts(requested: usize, common: Common, model: SubspaceModel) -> Self {
+        FisherFaces {
+            requested_components: requested,
+            common,
+            model: Some(model),
+        }
+    }
+}
+
+fn train_model(
+    faces: &[Image],
+    labels: &[Label],
+    requested: usize,
+) -> Result<SubspaceModel, RecognizeError> {
+    let (width, height) = check_training_set(faces, labels)?;
+    let classes = distinct_labels(labels);
+    let n = faces.len();
+    let c = classes.len();
+    if c < 2 || n <= c {
+        return Err(RecognizeError::TooFewForFisher {
+            images: n,
+            classes: c,
+        });
+    }
+    let k = if requested == 0 || requested > c - 1 {
+        c - 1
+    } else {
+        requested
+    };
+    let data = sample_matrix(faces);
+    let fitted = pca::fit(data.as_ref(), n - c)?;
+    let reduced = pca::project_rows(data.as_ref(), &fitted.mean, fitted.basis.as_ref());
+    let discriminant = lda::fit(reduced.as_ref(), labels, &classes, k)?;
+    // W = P V_K (D x K).
+    let d = data.ncols();
+    let kk = discriminant.vectors.ncols();
+    let mut basis = Mat::<f64>::zeros(d, kk);
+    matmul(
+        basis.as_mut(),
+        Accum::Replace,
+        fitted.basis.as_ref(),
+        discriminant.vectors.as_ref(),
+        1.0,
+        faer_par(),
+    );
+    // W = P V = A^T (C_pca V): the Gram form needs C_pca V (N x K).
+    let gram_coeffs = fitted.gram_coeffs.map(|c| {
+        let mut out = Mat::<f64>::zeros(c.nrows(), kk);
+        matmul(
+            out.as_mut(),
+            Accum::Replace,
+            c.as_ref(),
+            discriminant.vectors.as_ref(),
+            1.0,
+            faer_par(),
+        );
+        out
+    });
+    // Every PCA component feeds every LDA axis: Gram form only if none of
+    // them is a rounding-noise direction.
+    let gram_columns =
+        if SubspaceModel::well_conditioned(&fitted.eigenvalues) == fitted.eigenvalues.len() {
+            kk
+        } else {
+            0
+        };
+    let projector = SubspaceModel::projector(faces, &fitted.mean, basis, gram_coeffs, gram_columns);
+    SubspaceModel {
+        width,
+        height,
+        mean: fitted.mean,
+        eigenvalues: discriminant.eigenvalues,
+        projector,
+        projections: Vec::new(),
+        labels: labels.to_vec(),
+    }
+    .with_training_projections(faces)
+}
+
+impl Recognizer for FisherFaces {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::Fisher
+    }
+
+    fn train(&mut self, faces: &[Image], labels: &[Label]) -> Result<(), RecognizeError> {
+        self.model = Some(train_model(faces, labels, self.requested_components)?);
+        Ok(())
+    }
+
+    fn predict(&self, face: &Image) -> Result<Prediction, RecognizeError> {
+        self.model
+            .as_ref()
+            .ok_or(RecognizeError::NotTrained)?
+            .predict(face, self.common.threshold)
+    }
+
+    fn threshold(&self) -> f64 {
+        self.common.threshold
+    }
+
+    fn set_threshold(&mut self, threshold: f64) {
+        self.common.threshold = threshold;
+    }
+
+    fn is_trained(&self) -> bool {
+        self.model.is_some()
+    }
+
+    fn num_samples(&self) -> usize {
+        self.model.as_ref().map_or(0, |m| m.labels.len())
+    }
+
+    fn face_size(&self) -> Option<(u32, u32)> {
+        self.model.as_ref().map(|m| (m.width, m.height))
+    }
+
+    fn label_names(&self) -> &BTreeMap<Label, String> {
+        &self.common.names
+    }
+
+    fn set_label_names(&mut self, names: BTreeMap<Label, String>) {
+        self.common.names = names;
+    }
+
+    fn to_bytes(&self) -> Result<Vec<u8>, RecognizeError> {
+        let model = self.model.as_ref().ok_or(RecognizeError::NotTrained)?;
+        Ok(model_file::write_subspace(
+            Algorithm::Fisher,
+            self.requested_components,
+            &self.common,
+            model,
+        ))
+    }
+}
