@@ -1,5 +1,6 @@
 //! `ocellus`: one binary for every Ocellus role and client command.
 
+mod cascades;
 mod commands;
 
 use std::process::ExitCode;
@@ -16,14 +17,34 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Apply a pipeline of filters to images.
+    /// Apply a pipeline of filters to images, locally or on a node.
     Filter(commands::filter::FilterArgs),
+    /// Run a node: the server with the job queue.
+    Serve(commands::serve::ServeArgs),
+    /// Show a node's queue, counters and peers.
+    Status(commands::status::StatusArgs),
+    /// Detect faces with an OpenCV cascade (OpenCV-exact boxes).
+    Detect(commands::detect::DetectArgs),
+    /// Evaluate a face recognizer (eigen, fisher, lbph) on labelled face folders.
+    Eval(commands::eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("OCELLUS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let result = match cli.command {
         Command::Filter(args) => commands::filter::run(args),
+        Command::Serve(args) => commands::serve::run(args),
+        Command::Status(args) => commands::status::run(args),
+        Command::Detect(args) => commands::detect::run(args),
+        Command::Eval(args) => commands::eval::run(args),
     };
     match result {
         Ok(code) => code,

@@ -15,11 +15,22 @@ use rayon::prelude::*;
 /// Arguments of `ocellus filter`.
 #[derive(clap::Args)]
 #[command(after_help = filter_help())]
+#[command(group = clap::ArgGroup::new("mode").required(true).args(["local", "server"]))]
 pub struct FilterArgs {
-    /// Process the files in this process (the networked mode, --server,
-    /// comes with the node).
-    #[arg(long, required = true)]
+    /// Process the files in this process.
+    #[arg(long)]
     pub local: bool,
+    /// Send the files to this node (host:port) and write what it returns.
+    #[arg(
+        long,
+        env = "OCELLUS_SERVER",
+        value_name = "ADDR",
+        conflicts_with = "local"
+    )]
+    pub server: Option<String>,
+    /// With --server: files in flight at once.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub in_flight: usize,
     /// Comma-separated operations applied left to right, e.g. "blur=5,resize=800x,grayscale".
     #[arg(long, value_name = "SPEC")]
     pub ops: Pipeline,
@@ -75,6 +86,14 @@ struct Outcome {
 
 /// Runs the command.
 pub fn run(args: FilterArgs) -> anyhow::Result<ExitCode> {
+    if !args.local
+        && let Some(addr) = args.server.clone()
+    {
+        check_distinct_stems(&args.files)?;
+        std::fs::create_dir_all(&args.out_dir)
+            .with_context(|| format!("creating {}", args.out_dir.display()))?;
+        return super::filter_remote::run(&args, &addr);
+    }
     if let Some(n) = args.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n.max(1))
@@ -150,7 +169,7 @@ pub fn run(args: FilterArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Two inputs with the same stem would write the same output file.
-fn check_distinct_stems(files: &[PathBuf]) -> anyhow::Result<()> {
+pub(crate) fn check_distinct_stems(files: &[PathBuf]) -> anyhow::Result<()> {
     let mut seen: HashMap<&std::ffi::OsStr, &Path> = HashMap::new();
     for file in files {
         let stem = file
@@ -228,7 +247,7 @@ fn process(file: &Path, args: &FilterArgs) -> anyhow::Result<Outcome> {
 
 /// Writes `data` to `output` through a temporary file and a rename, so a
 /// reader never sees half a file; refuses to overwrite the input itself.
-fn write_new(output: &Path, input: &Path, data: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_new(output: &Path, input: &Path, data: &[u8]) -> anyhow::Result<()> {
     if let (Ok(a), Ok(b)) = (output.canonicalize(), input.canonicalize())
         && a == b
     {

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""A dependency-free client of the Ocellus wire protocol (docs/PROTOCOL.md).
+
+    python3 examples/python_client.py --server 127.0.0.1:7070 --ops blur=5 photo.jpg -o out/
+    python3 examples/python_client.py --server 127.0.0.1:7070 --status
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import struct
+import sys
+from pathlib import Path
+
+VERSION = 1
+FILTER, STATUS = 4, 5
+ACCEPTED, POSITION, STARTED, RESULT, ERROR, BUSY = 64, 65, 66, 67, 68, 69
+FIXED = struct.Struct(">IBBQI")  # length, version, op, request_id, header_length
+
+
+class ServerError(Exception):
+    """The node answered ERROR (or BUSY); `code` is the stable error code."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{message} ({code})")
+        self.code = code
+
+
+def encode_frame(op: int, request_id: int, header: dict, payload: bytes = b"") -> bytes:
+    head = json.dumps(header).encode() if header else b""
+    length = FIXED.size - 4 + len(head) + len(payload)
+    return FIXED.pack(length, VERSION, op, request_id, len(head)) + head + payload
+
+
+def _read_exactly(sock: socket.socket, n: int) -> bytes:
+    data = bytearray()
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        data += chunk
+    return bytes(data)
+
+
+def read_frame(sock: socket.socket) -> tuple[int, int, dict, bytes]:
+    """Reads one frame: (op, request_id, header, payload)."""
+    length, _version, op, request_id, header_len = FIXED.unpack(_read_exactly(sock, FIXED.size))
+    body = _read_exactly(sock, length - (FIXED.size - 4))
+    header = json.loads(body[:header_len]) if header_len else {}
+    return op, request_id, header, body[header_len:]
+
+
+def connect(server: str, timeout: float = 300.0) -> socket.socket:
+    host, _, port = server.rpartition(":")
+    return socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout)
+
+
+def status(server: str) -> dict:
+    """The node's STATUS report."""
+    with connect(server) as sock:
+        sock.sendall(encode_frame(STATUS, 1, {}))
+        op, _, header, _ = read_frame(sock)
+        if op == ERROR:
+            raise ServerError(header.get("code", "?"), header.get("message", ""))
+        return header
+
+
+def filter(server: str, path: str | Path, ops: str, fmt: str | None = None, quality: int | None = None,
+           say=print) -> tuple[dict, bytes]:
+    """Sends one image to be filtered; returns (RESULT header, image bytes)."""
+    image = Path(path).read_bytes()
+    header = {"ops": ops, "images": [len(image)]}
+    if fmt:
+        header["format"] = fmt
+    if quality:
+        header["quality"] = quality
+    with connect(server) as sock:
+        sock.sendall(encode_frame(FILTER, 1, header, image))
+        job = None
+        while True:
+            op, request_id, h, payload = read_frame(sock)
+            if request_id not in (0, 1):
+                continue
+            if op == ACCEPTED:
+                job = h["job"]
+                say(f"Queued as #{job}; position {h['position']} of {h['queue_length']}")
+            elif op == POSITION:
+                now = f"#{min(h['processing'])}" if h["processing"] else "nothing"
+                say(f"Now processing {now}; yours is #{job} (about {h['eta_s']:.0f} s)")
+            elif op == STARTED:
+                say(f"Now processing #{h['job']} (yours)")
+            elif op == RESULT:
+                return h, payload
+            elif op == ERROR:
+                raise ServerError(h.get("code", "?"), h.get("message", ""))
+            elif op == BUSY:
+                raise ServerError("busy", f"server busy ({h['queue_length']} of {h['capacity']} queued)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Ocellus protocol client (stdlib only)")
+    p.add_argument("--server", default="127.0.0.1:7070", help="node address host:port")
+    p.add_argument("--ops", help="filter pipeline, e.g. blur=5,resize=800x")
+    p.add_argument("--format", choices=["jpeg", "png", "webp"], help="output format")
+    p.add_argument("--quality", type=int, help="JPEG quality 1-100")
+    p.add_argument("-o", "--out", default=".", help="output folder")
+    p.add_argument("--status", action="store_true", help="print the node's status as JSON")
+    p.add_argument("files", nargs="*")
+    args = p.parse_args(argv)
+    if args.status:
+        print(json.dumps(status(args.server)))
+        return 0
+    if not args.ops or not args.files:
+        p.error("--ops and at least one FILE are required (or --status)")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for file in args.files:
+        try:
+            header, image = filter(args.server, file, args.ops, args.format, args.quality,
+                                   say=lambda line: print(line, file=sys.stderr))
+        except (ServerError, OSError) as e:
+            print(f"error: {file}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        target = out / f"{Path(file).stem}.{header['format']}"
+        target.write_bytes(image)
+        print(f"{file} -> {target} ({header['width']}x{header['height']})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

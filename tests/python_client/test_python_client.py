@@ -1,0 +1,185 @@
+"""The stdlib-only Python client (examples/python_client.py) against a real
+`ocellus serve`: its results must equal `ocellus filter --local` byte for
+byte, it must print the queue position lines, and report errors by code.
+
+Locations follow tests/reference/conftest.py: the binary from env
+`OCELLUS_BIN` (default <repo>/target/release/ocellus), the data from env
+`OCELLUS_TEST_DATA` (default <repo>/../shared/data); missing ones skip the
+tests, except under CI=true where they fail.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CLIENT_PATH = REPO / "examples" / "python_client.py"
+PATIENCE_S = 120.0
+
+spec = importlib.util.spec_from_file_location("python_client", CLIENT_PATH)
+client = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(client)
+
+PHOTOS = ["fr_obama_small.jpg", "skimage_camera.png", "fr_alex-lacamoire.png", "darknet_dog.jpg"]
+SLOW_OPS, SLOW_IMAGE = "median=7", "deepface_couple.jpg"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1")
+
+
+def missing(reason: str):
+    if in_ci():
+        pytest.fail(f"{reason}; under CI=true it is required", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def ocellus_bin() -> Path:
+    path = Path(os.environ.get("OCELLUS_BIN", REPO / "target" / "release" / "ocellus"))
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        missing(f"ocellus binary not found at {path} (cargo build --release -p ocellus, or set OCELLUS_BIN)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def photos() -> Path:
+    data = Path(os.environ.get("OCELLUS_TEST_DATA", REPO.parent / "shared" / "data"))
+    if not (data / "README.md").is_file():
+        missing(f"test data not found at {data} (set OCELLUS_TEST_DATA)")
+    return data / "photos"
+
+
+class Server:
+    """`ocellus serve` on a free loopback port."""
+
+    def __init__(self, binary: Path, *args: str):
+        self.proc = subprocess.Popen(
+            [str(binary), "serve", "--listen", "127.0.0.1:0", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: lines.put(self.proc.stdout.readline()), daemon=True).start()
+        try:
+            first = lines.get(timeout=PATIENCE_S)
+        except queue.Empty:
+            self.stop()
+            raise AssertionError("ocellus serve printed no address")
+        assert first.startswith("listening on "), first
+        self.addr = first.split()[-1]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=PATIENCE_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(ocellus_bin):
+    s = Server(ocellus_bin, "--workers", "2")
+    yield s
+    s.stop()
+
+
+def local_output(binary: Path, ops: str, photo: Path, outdir: Path) -> Path:
+    outdir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([str(binary), "filter", "--local", "--ops", ops, "-o", str(outdir), str(photo)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    (out,) = list(outdir.iterdir())
+    return out
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+@pytest.mark.parametrize("ops", ["blur=5", "grayscale,resize=200x", "sharpen=1:1,flip=v"])
+def test_filter_equals_local(server, ocellus_bin, photos, tmp_path, name, ops):
+    header, image = client.filter(server.addr, photos / name, ops, say=lambda line: None)
+    expected = local_output(ocellus_bin, ops, photos / name, tmp_path / "local")
+    assert header["format"] == expected.suffix[1:]
+    assert image == expected.read_bytes()
+
+
+def test_command_line_writes_the_local_bytes(server, ocellus_bin, photos, tmp_path):
+    files = [str(photos / p) for p in PHOTOS[:2]]
+    proc = subprocess.run([sys.executable, str(CLIENT_PATH), "--server", server.addr, "--ops", "blur=5",
+                           "-o", str(tmp_path / "py"), *files], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    for f in files:
+        expected = local_output(ocellus_bin, "blur=5", Path(f), tmp_path / ("local_" + Path(f).stem))
+        assert (tmp_path / "py" / expected.name).read_bytes() == expected.read_bytes()
+
+
+def test_status(server):
+    report = client.status(server.addr)
+    for key in ("version", "node_id", "roles", "queue_length", "workers", "busy", "jobs_done",
+                "jobs_failed", "uptime_s", "peers"):
+        assert key in report, key
+    assert report["workers"] == 2
+    assert report["peers"] == []
+
+
+def test_errors_carry_the_server_code(server, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not a JPEG at all")
+    with pytest.raises(client.ServerError) as e:
+        client.filter(server.addr, broken, "invert", say=lambda line: None)
+    assert e.value.code == "bad_image"
+    with pytest.raises(client.ServerError) as e:
+        client.filter(server.addr, broken, "blurry=5", say=lambda line: None)
+    assert e.value.code == "bad_ops"
+    proc = subprocess.run([sys.executable, str(CLIENT_PATH), "--server", server.addr, "--ops", "invert",
+                           "-o", str(tmp_path / "out"), str(broken)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "bad_image" in proc.stderr
+
+
+def wait_for(predicate, what: str):
+    deadline = time.monotonic() + PATIENCE_S
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_waiting_client_is_told_its_position(ocellus_bin, photos, tmp_path):
+    """One worker: a slow job runs, a second waits at position 1, ours at 2.
+    When the slow job ends ours moves up, so it must hear a POSITION."""
+    s = Server(ocellus_bin, "--workers", "1")
+    try:
+        results = {}
+
+        def send(key, name, ops):
+            results[key] = client.filter(s.addr, photos / name, ops, say=lambda line: None)
+
+        slow = threading.Thread(target=send, args=("slow", SLOW_IMAGE, SLOW_OPS))
+        slow.start()
+        wait_for(lambda: client.status(s.addr)["busy"] == 1, "the slow job to start")
+        second = threading.Thread(target=send, args=("second", PHOTOS[0], "invert"))
+        second.start()
+        wait_for(lambda: client.status(s.addr)["queue_length"] == 1, "the second job to queue")
+        lines = []
+        header, image = client.filter(s.addr, photos / PHOTOS[1], "invert", say=lines.append)
+        slow.join(PATIENCE_S)
+        second.join(PATIENCE_S)
+        assert set(results) == {"slow", "second"}
+        assert lines[0].startswith("Queued as #3; position 2 of 2"), lines
+        pattern = re.compile(r"Now processing #(\d+); yours is #3 \(about \d+ s\)")
+        seen = [m for m in map(pattern.fullmatch, lines) if m]
+        assert seen, lines
+        assert any(m.group(1) in ("1", "2") for m in seen), lines
+        expected = local_output(ocellus_bin, "invert", photos / PHOTOS[1], tmp_path / "local")
+        assert image == expected.read_bytes()
+    finally:
+        s.stop()
