@@ -13,7 +13,7 @@ use ocellus_imaging::Image;
 use crate::parallel::faer_par;
 use crate::samples::{check_training_set, distinct_labels, sample_matrix};
 use crate::subspace::{Common, SubspaceModel};
-use crate::{Algorithm, Label, Prediction, RecognizeError, Recognizer, lda, model_file, pca};
+use crate::{Label, RecognizeError, lda, pca};
 
 /// Default rejection threshold for Fisherfaces on prepared faces of the
 /// default size ([`crate::prepare::DEFAULT_FACE_SIZE`]): the distance at
@@ -149,58 +149,4 @@ fn train_model(
     .with_training_projections(faces)
 }
 
-impl Recognizer for FisherFaces {
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::Fisher
-    }
-
-    fn train(&mut self, faces: &[Image], labels: &[Label]) -> Result<(), RecognizeError> {
-        self.model = Some(train_model(faces, labels, self.requested_components)?);
-        Ok(())
-    }
-
-    fn predict(&self, face: &Image) -> Result<Prediction, RecognizeError> {
-        self.model
-            .as_ref()
-            .ok_or(RecognizeError::NotTrained)?
-            .predict(face, self.common.threshold)
-    }
-
-    fn threshold(&self) -> f64 {
-        self.common.threshold
-    }
-
-    fn set_threshold(&mut self, threshold: f64) {
-        self.common.threshold = threshold;
-    }
-
-    fn is_trained(&self) -> bool {
-        self.model.is_some()
-    }
-
-    fn num_samples(&self) -> usize {
-        self.model.as_ref().map_or(0, |m| m.labels.len())
-    }
-
-    fn face_size(&self) -> Option<(u32, u32)> {
-        self.model.as_ref().map(|m| (m.width, m.height))
-    }
-
-    fn label_names(&self) -> &BTreeMap<Label, String> {
-        &self.common.names
-    }
-
-    fn set_label_names(&mut self, names: BTreeMap<Label, String>) {
-        self.common.names = names;
-    }
-
-    fn to_bytes(&self) -> Result<Vec<u8>, RecognizeError> {
-        let model = self.model.as_ref().ok_or(RecognizeError::NotTrained)?;
-        Ok(model_file::write_subspace(
-            Algorithm::Fisher,
-            self.requested_components,
-            &self.common,
-            model,
-        ))
-    }
-}
+crate::subspace::subspace_recognizer!(FisherFaces, crate::Algorithm::Fisher);

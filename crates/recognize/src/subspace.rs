@@ -260,3 +260,80 @@ pub(crate) struct Common {
     /// Optional label names.
     pub names: BTreeMap<Label, String>,
 }
+
+/// Implements [`Recognizer`](crate::Recognizer) for a subspace recognizer
+/// (Eigenfaces, Fisherfaces): a struct with the fields
+/// `requested_components`, `common: Common` and `model: Option<SubspaceModel>`,
+/// and a function `train_model(faces, labels, requested_components)` in
+/// scope. The two differ only in how they train, so everything else is
+/// written once here.
+macro_rules! subspace_recognizer {
+    ($type:ident, $algorithm:expr) => {
+        impl crate::Recognizer for $type {
+            fn algorithm(&self) -> crate::Algorithm {
+                $algorithm
+            }
+
+            fn train(
+                &mut self,
+                faces: &[ocellus_imaging::Image],
+                labels: &[crate::Label],
+            ) -> Result<(), crate::RecognizeError> {
+                self.model = Some(train_model(faces, labels, self.requested_components)?);
+                Ok(())
+            }
+
+            fn predict(
+                &self,
+                face: &ocellus_imaging::Image,
+            ) -> Result<crate::Prediction, crate::RecognizeError> {
+                self.model
+                    .as_ref()
+                    .ok_or(crate::RecognizeError::NotTrained)?
+                    .predict(face, self.common.threshold)
+            }
+
+            fn threshold(&self) -> f64 {
+                self.common.threshold
+            }
+
+            fn set_threshold(&mut self, threshold: f64) {
+                self.common.threshold = threshold;
+            }
+
+            fn is_trained(&self) -> bool {
+                self.model.is_some()
+            }
+
+            fn num_samples(&self) -> usize {
+                self.model.as_ref().map_or(0, |m| m.labels.len())
+            }
+
+            fn face_size(&self) -> Option<(u32, u32)> {
+                self.model.as_ref().map(|m| (m.width, m.height))
+            }
+
+            fn label_names(&self) -> &std::collections::BTreeMap<crate::Label, String> {
+                &self.common.names
+            }
+
+            fn set_label_names(&mut self, names: std::collections::BTreeMap<crate::Label, String>) {
+                self.common.names = names;
+            }
+
+            fn to_bytes(&self) -> Result<Vec<u8>, crate::RecognizeError> {
+                let model = self
+                    .model
+                    .as_ref()
+                    .ok_or(crate::RecognizeError::NotTrained)?;
+                Ok(crate::model_file::write_subspace(
+                    $algorithm,
+                    self.requested_components,
+                    &self.common,
+                    model,
+                ))
+            }
+        }
+    };
+}
+pub(crate) use subspace_recognizer;
