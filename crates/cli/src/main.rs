@@ -27,6 +27,12 @@ enum Command {
     Detect(commands::detect::DetectArgs),
     /// Evaluate a face recognizer (eigen, fisher, lbph) on labelled face folders.
     Eval(commands::eval::EvalArgs),
+    /// Enroll a person on a node from photos of them (operation 1).
+    Enroll(commands::enroll::EnrollArgs),
+    /// Name the people in photos (operation 2).
+    Recognize(commands::recognize::RecognizeArgs),
+    /// List or remove the people enrolled on a node.
+    People(commands::people::PeopleArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +51,9 @@ fn main() -> ExitCode {
         Command::Status(args) => commands::status::run(args),
         Command::Detect(args) => commands::detect::run(args),
         Command::Eval(args) => commands::eval::run(args),
+        Command::Enroll(args) => commands::enroll::run(args),
+        Command::Recognize(args) => commands::recognize::run(args),
+        Command::People(args) => commands::people::run(args),
     };
     match result {
         Ok(code) => code,

@@ -194,6 +194,19 @@ impl Client {
         from_header(&event.header).map_err(|e| ClientError::Unexpected(e.to_string()))
     }
 
+    /// Sends a request that carries images: their lengths go in the
+    /// header's `images` field and their bytes, back to back, in the payload.
+    pub async fn request_images(
+        &self,
+        op: Op,
+        mut header: Map<String, Value>,
+        images: &[Vec<u8>],
+    ) -> Result<Request, ClientError> {
+        let lengths: Vec<u64> = images.iter().map(|i| i.len() as u64).collect();
+        header.insert("images".into(), Value::from(lengths));
+        self.request(op, header, images.concat()).await
+    }
+
     /// Sends one image to be filtered; returns the request's events.
     pub async fn filter(
         &self,

@@ -20,6 +20,10 @@ use std::time::Duration;
 
 use ocellus_codec::ImageFormat;
 use ocellus_imaging::pipeline::Pipeline;
+use ocellus_protocol::face::{
+    CropInfo, DetectRequest, EnrollRequest, PeopleResult, RecognizeRequest, RemovePersonRequest,
+    RemovePersonResult,
+};
 use ocellus_protocol::message::{Busy, ErrorEvent, FilterRequest, Started, from_header, to_header};
 use ocellus_protocol::{Decoded, Frame, Op, PROTOCOL_VERSION, decode_frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,7 +33,8 @@ use tokio::sync::mpsc::OwnedPermit;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::{debug, warn};
 
-use crate::job::{Work, error};
+use crate::faces::{RecognizerLink, parse_algorithm, parse_hash};
+use crate::job::{Images, Work, error};
 use crate::queue::{JobSink, Progress, Rejected};
 use crate::server::Shared;
 
@@ -311,13 +316,159 @@ impl Conn {
                 let report = self.shared.status_report();
                 responder.send(Op::Result, to_header(&report), Vec::new());
             }
+            Op::Filter if !self.shared.config.roles.filter => {
+                responder.error(error("role_unavailable", "this node has no filter role"))
+            }
             Op::Filter => self.filter(frame, responder),
-            Op::Enroll | Op::Recognize | Op::Detect => responder.error(error(
-                "role_unavailable",
-                format!("this node does not serve {op:?} requests (no face roles)"),
-            )),
+            Op::Detect | Op::Enroll | Op::Recognize => match self.face_work(op, frame) {
+                Ok(work) => self.enqueue(work, responder),
+                Err(e) => responder.error(e),
+            },
+            Op::People | Op::RemovePerson => self.people(op, frame, responder),
             _ => responder.error(error("unknown_op", format!("{op:?} is not a request"))),
         }
+    }
+
+    /// The images of a request, checked against the limit.
+    fn images(&self, frame: Frame) -> Result<Images, ErrorEvent> {
+        let lengths: Vec<usize> = frame
+            .images()
+            .map_err(|e| error("bad_request", e.to_string()))?
+            .iter()
+            .map(|i| i.len())
+            .collect();
+        let max = self.shared.config.max_images;
+        if lengths.len() > max {
+            return Err(error(
+                "too_many_images",
+                format!("{} images; the limit is {max}", lengths.len()),
+            ));
+        }
+        if lengths.is_empty() {
+            return Err(error("bad_request", "the request carries no image"));
+        }
+        Ok(Images {
+            payload: frame.payload,
+            lengths,
+        })
+    }
+
+    /// Turns a DETECT, ENROLL or RECOGNIZE request into a job, if this
+    /// node has the role it needs.
+    fn face_work(&self, op: Op, frame: Frame) -> Result<Work, ErrorEvent> {
+        let ctx = &self.shared.context;
+        let bad = |e: serde_json::Error| error("bad_request", format!("{op:?} header: {e}"));
+        let detection = || {
+            ctx.detection
+                .as_ref()
+                .ok_or_else(|| error("role_unavailable", "this node has no detection role"))
+        };
+        let with_crops = |crops: &Option<Vec<CropInfo>>, images: usize| match crops {
+            None => Ok(false),
+            Some(_) if ctx.recognition.is_none() => Err(error(
+                "role_unavailable",
+                "this node has no recognition role (face crops sent to it)",
+            )),
+            Some(c) if c.len() != images => Err(error(
+                "bad_request",
+                format!("{} crop entries for {images} images", c.len()),
+            )),
+            Some(_) => Ok(true),
+        };
+        match op {
+            Op::Detect => {
+                let request: DetectRequest = from_header(&frame.header).map_err(bad)?;
+                let params = detection()?.resolve(&request.overrides)?;
+                let images = self.images(frame)?;
+                Ok(Work::Detect { images, params })
+            }
+            Op::Enroll => {
+                let request: EnrollRequest = from_header(&frame.header).map_err(bad)?;
+                ocellus_store::validate_name(&request.name)
+                    .map_err(|e| error("bad_name", e.to_string()))?;
+                let images = self.images(frame)?;
+                if with_crops(&request.crops, images.lengths.len())? {
+                    let hashes = request
+                        .crops
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|c| c.source_hash.as_deref().and_then(parse_hash))
+                        .collect();
+                    return Ok(Work::EnrollCrops {
+                        name: request.name,
+                        crops: images,
+                        hashes,
+                    });
+                }
+                Ok(Work::Enroll {
+                    name: request.name,
+                    params: detection()?.resolve(&request.overrides)?,
+                    images,
+                    largest_face: request.largest_face,
+                })
+            }
+            _ => {
+                let request: RecognizeRequest = from_header(&frame.header).map_err(bad)?;
+                let algorithm = parse_algorithm(request.algorithm.as_deref())?;
+                let images = self.images(frame)?;
+                if with_crops(&request.crops, images.lengths.len())? {
+                    return Ok(Work::RecognizeCrops {
+                        crops: images,
+                        algorithm,
+                    });
+                }
+                Ok(Work::Recognize {
+                    params: detection()?.resolve(&request.overrides)?,
+                    images,
+                    algorithm,
+                })
+            }
+        }
+    }
+
+    /// PEOPLE and REMOVE_PERSON: answered by the recognition role, here or
+    /// on the recognition node this node forwards to.
+    fn people(&self, op: Op, frame: Frame, responder: Responder) {
+        let ctx = &self.shared.context;
+        let link = match (&ctx.recognition, &ctx.link) {
+            (Some(service), _) => RecognizerLink::Local(service.clone()),
+            (None, Some(link)) => link.clone(),
+            (None, None) => {
+                return responder.error(error(
+                    "role_unavailable",
+                    "this node has no recognition role",
+                ));
+            }
+        };
+        let removal = if op == Op::RemovePerson {
+            match from_header::<RemovePersonRequest>(&frame.header) {
+                Ok(r) => Some(r.name),
+                Err(e) => {
+                    return responder
+                        .error(error("bad_request", format!("REMOVE_PERSON header: {e}")));
+                }
+            }
+        } else {
+            None
+        };
+        tokio::spawn(async move {
+            let answer = match removal {
+                None => link
+                    .people()
+                    .await
+                    .map(|people| to_header(&PeopleResult { people })),
+                Some(name) => link.remove(name.clone()).await.map(|removed_faces| {
+                    to_header(&RemovePersonResult {
+                        name,
+                        removed_faces,
+                    })
+                }),
+            };
+            match answer {
+                Ok(header) => responder.send(Op::Result, header, Vec::new()),
+                Err(e) => responder.error(e),
+            }
+        });
     }
 
     fn filter(&self, frame: Frame, responder: Responder) {
@@ -359,6 +510,11 @@ impl Conn {
             quality: request.quality.unwrap_or(90).clamp(1, 100),
             image: frame.payload,
         };
+        self.enqueue(work, responder);
+    }
+
+    /// Puts a job in the queue, or answers BUSY / `shutting_down`.
+    fn enqueue(&self, work: Work, responder: Responder) {
         let request_id = responder.request_id;
         let task = Task { work, responder };
         if let Err((rejected, task)) = self.shared.queue.push(

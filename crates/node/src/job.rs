@@ -1,8 +1,53 @@
-//! What a worker runs: decoding, filtering and encoding one image.
+//! What a worker runs: a filter job (decode, filter, encode one image) or
+//! a face job (see [`crate::face_jobs`]).
 
-use ocellus_codec::{DecodeError, DecodeLimits, EncodeOptions, ImageFormat, decode, encode};
+use std::sync::Arc;
+
+use ocellus_codec::{DecodeLimits, EncodeOptions, ImageFormat, decode, encode};
+use ocellus_detect::DetectParams;
 use ocellus_imaging::pipeline::Pipeline;
 use ocellus_protocol::message::{ErrorEvent, FilterResult};
+use ocellus_recognize::Algorithm;
+
+use crate::faces::{DetectionSettings, RecognizerLink, decode_error};
+use crate::recognition::RecognitionService;
+
+/// The images of a request: its payload and their lengths.
+pub(crate) struct Images {
+    pub payload: Vec<u8>,
+    pub lengths: Vec<usize>,
+}
+
+impl Images {
+    /// Each image's bytes.
+    pub(crate) fn slices(&self) -> Vec<&[u8]> {
+        let mut at = 0;
+        self.lengths
+            .iter()
+            .map(|&n| {
+                let s = &self.payload[at..at + n];
+                at += n;
+                s
+            })
+            .collect()
+    }
+
+    pub(crate) fn total_len(&self) -> usize {
+        self.payload.len()
+    }
+}
+
+/// What a worker needs besides the job: limits and the face roles.
+pub(crate) struct Context {
+    pub decode_limits: DecodeLimits,
+    pub detection: Option<DetectionSettings>,
+    /// Where detected faces go (the recognition role, here or elsewhere).
+    pub link: Option<RecognizerLink>,
+    /// The recognition role, when this node has it.
+    pub recognition: Option<Arc<RecognitionService>>,
+    /// For calls to a remote recognition node from worker threads.
+    pub runtime: tokio::runtime::Handle,
+}
 
 /// A job's work.
 pub(crate) enum Work {
@@ -12,6 +57,35 @@ pub(crate) enum Work {
         format: Option<ImageFormat>,
         quality: u8,
         image: Vec<u8>,
+    },
+    /// Face boxes in photos.
+    Detect {
+        images: Images,
+        params: DetectParams,
+    },
+    /// Enroll a person from photos (one face each).
+    Enroll {
+        name: String,
+        images: Images,
+        largest_face: bool,
+        params: DetectParams,
+    },
+    /// Name every face in photos.
+    Recognize {
+        images: Images,
+        algorithm: Option<Algorithm>,
+        params: DetectParams,
+    },
+    /// Enroll face crops a detection node sent.
+    EnrollCrops {
+        name: String,
+        crops: Images,
+        hashes: Vec<Option<[u8; 32]>>,
+    },
+    /// Name face crops a detection node sent.
+    RecognizeCrops {
+        crops: Images,
+        algorithm: Option<Algorithm>,
     },
 }
 
@@ -35,11 +109,25 @@ impl Work {
             Work::Filter {
                 pipeline, image, ..
             } => format!("filter {pipeline} ({} bytes in)", image.len()),
+            Work::Detect { images, .. } => format!("detect {} images", images.lengths.len()),
+            Work::Enroll { images, .. } => format!("enroll {} images", images.lengths.len()),
+            Work::Recognize { images, .. } => {
+                format!("recognize {} images", images.lengths.len())
+            }
+            Work::EnrollCrops { crops, .. } => format!("enroll {} faces", crops.lengths.len()),
+            Work::RecognizeCrops { crops, .. } => {
+                format!(
+                    "recognize {} faces ({} bytes)",
+                    crops.lengths.len(),
+                    crops.total_len()
+                )
+            }
         }
     }
 
     /// Runs the job on the current thread.
-    pub(crate) fn run(self, limits: &DecodeLimits) -> Result<Output, ErrorEvent> {
+    pub(crate) fn run(self, ctx: &Context) -> Result<Output, ErrorEvent> {
+        let limits = &ctx.decode_limits;
         match self {
             Work::Filter {
                 pipeline,
@@ -47,12 +135,7 @@ impl Work {
                 quality,
                 image,
             } => {
-                let (decoded, input_format) = decode(&image, limits).map_err(|e| match e {
-                    DecodeError::TooLarge { .. } | DecodeError::TooManyPixels { .. } => {
-                        error("image_too_large", e.to_string())
-                    }
-                    other => error("bad_image", other.to_string()),
-                })?;
+                let (decoded, input_format) = decode(&image, limits).map_err(decode_error)?;
                 drop(image);
                 let result = pipeline
                     .apply(decoded)
@@ -80,6 +163,26 @@ impl Work {
                     header,
                     payload: bytes,
                 })
+            }
+            Work::Detect { images, params } => crate::face_jobs::detect(ctx, &images, &params),
+            Work::Enroll {
+                name,
+                images,
+                largest_face,
+                params,
+            } => crate::face_jobs::enroll(ctx, &name, &images, largest_face, &params),
+            Work::Recognize {
+                images,
+                algorithm,
+                params,
+            } => crate::face_jobs::recognize(ctx, &images, algorithm, &params),
+            Work::EnrollCrops {
+                name,
+                crops,
+                hashes,
+            } => crate::face_jobs::enroll_crops(ctx, &name, &crops, &hashes),
+            Work::RecognizeCrops { crops, algorithm } => {
+                crate::face_jobs::recognize_crops(ctx, &crops, algorithm)
             }
         }
     }

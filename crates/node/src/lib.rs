@@ -12,10 +12,13 @@
 pub mod client;
 pub mod config;
 mod connection;
+mod face_jobs;
+pub mod faces;
 mod job;
 pub mod queue;
+pub mod recognition;
 pub mod server;
 pub mod status;
 
-pub use config::NodeConfig;
+pub use config::{NodeConfig, Roles};
 pub use server::{Server, ServerHandle};

@@ -14,14 +14,18 @@ use tracing::{info, warn};
 
 use crate::config::NodeConfig;
 use crate::connection::{self, Task};
-use crate::job::error;
+use crate::faces::{RecognizerLink, RemoteRecognizer};
+use crate::job::{Context, error};
 use crate::queue::JobQueue;
+use crate::recognition::RecognitionService;
 use crate::status::StatusReport;
 
 /// State every connection and worker shares.
 pub(crate) struct Shared {
     pub config: NodeConfig,
     pub queue: JobQueue<Task>,
+    /// What workers need besides the job.
+    pub context: Context,
     node_id: String,
     started: Instant,
     /// Each connection's in-flight permits, to wait for results to be
@@ -41,7 +45,7 @@ impl Shared {
         StatusReport {
             version: env!("CARGO_PKG_VERSION").to_string(),
             node_id: self.node_id.clone(),
-            roles: vec!["filter".to_string()],
+            roles: self.config.roles.names(),
             queue_length: stats.queue_length,
             queue_capacity: self.config.queue_capacity as u64,
             workers: self.config.workers as u64,
@@ -95,10 +99,14 @@ fn new_node_id() -> String {
 }
 
 impl Server {
-    /// Binds the listening socket.
+    /// Binds the listening socket and opens what the roles need (the
+    /// face store for the recognition role). Must be called within a
+    /// tokio runtime.
     pub async fn bind(config: NodeConfig) -> std::io::Result<Server> {
+        let context = context_for(&config)?;
         let listener = TcpListener::bind(config.listen).await?;
         let shared = Arc::new(Shared {
+            context,
             queue: JobQueue::new(config.queue_capacity, config.workers),
             config,
             node_id: new_node_id(),
@@ -183,6 +191,9 @@ impl Server {
         }
         drop(self.listener);
         info!("shutting down: no new connections; answering waiting jobs");
+        if let Some(service) = &shared.context.recognition {
+            service.stop();
+        }
         for job in shared.queue.shut_down() {
             job.work
                 .responder
@@ -205,12 +216,61 @@ impl Server {
     }
 }
 
+/// Opens the recognition role's store and links the detection role to a
+/// recognition role, as the configuration asks.
+fn context_for(config: &NodeConfig) -> std::io::Result<Context> {
+    let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
+    let roles = config.roles;
+    let recognition = if roles.recognize {
+        let dir = config
+            .data_dir
+            .as_deref()
+            .ok_or_else(|| invalid("the recognize role needs a data directory".into()))?;
+        let service = RecognitionService::open(dir, config.default_algorithm).map_err(|e| {
+            std::io::Error::other(format!(
+                "cannot open the face store in {}: {}",
+                dir.display(),
+                e.message
+            ))
+        })?;
+        Some(service)
+    } else {
+        None
+    };
+    let link = match (&config.recognizer_addr, &recognition) {
+        (Some(addr), _) => Some(RecognizerLink::Remote(Arc::new(RemoteRecognizer::new(
+            addr.clone(),
+        )))),
+        (None, Some(service)) => Some(RecognizerLink::Local(service.clone())),
+        (None, None) if roles.detect => {
+            return Err(invalid(
+                "the detect role needs a recognition node (--recognizer ADDR) or the recognize role".into(),
+            ));
+        }
+        (None, None) => None,
+    };
+    if roles.detect && config.detection.is_none() {
+        return Err(invalid("the detect role needs a cascade".into()));
+    }
+    Ok(Context {
+        decode_limits: config.decode_limits,
+        detection: if roles.detect {
+            config.detection.clone()
+        } else {
+            None
+        },
+        link,
+        recognition,
+        runtime: tokio::runtime::Handle::current(),
+    })
+}
+
 fn worker(shared: &Shared) {
     while let Some(job) = shared.queue.pop() {
         let started = Instant::now();
         let Task { work, responder } = job.work;
         let description = work.describe();
-        let result = work.run(&shared.config.decode_limits);
+        let result = work.run(&shared.context);
         let elapsed = started.elapsed();
         shared.queue.finish(job.job, result.is_ok(), elapsed);
         if job.cancelled.load(Ordering::Acquire) {

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod face;
 mod frame;
 pub mod message;
 mod op;

@@ -15,6 +15,10 @@ pub enum Op {
     Filter = 4,
     /// The node's counters and peers.
     Status = 5,
+    /// List the enrolled people with their face counts.
+    People = 6,
+    /// Remove a person: their faces and their influence on the models.
+    RemovePerson = 7,
     /// A job entered the queue.
     Accepted = 64,
     /// A queued job's position changed, or a heartbeat while it waits.
@@ -43,6 +47,8 @@ impl Op {
             3 => Op::Detect,
             4 => Op::Filter,
             5 => Op::Status,
+            6 => Op::People,
+            7 => Op::RemovePerson,
             64 => Op::Accepted,
             65 => Op::Position,
             66 => Op::Started,
@@ -80,6 +86,8 @@ mod tests {
         assert_eq!(Op::Detect.code(), 3);
         assert_eq!(Op::Filter.code(), 4);
         assert_eq!(Op::Status.code(), 5);
+        assert_eq!(Op::People.code(), 6);
+        assert_eq!(Op::RemovePerson.code(), 7);
         assert!(Op::Result.is_terminal() && !Op::Position.is_terminal());
     }
 }

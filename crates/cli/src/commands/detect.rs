@@ -17,40 +17,49 @@ use crate::cascades;
 
 /// Arguments of `ocellus detect`.
 #[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("mode").required(true).args(["local", "server"]))]
 pub struct DetectArgs {
-    /// Run the detector in this process (the only mode for now).
+    /// Run the detector in this process.
     #[arg(long)]
-    local: bool,
-    /// Cascade file: a path, or a name looked up in $OCELLUS_CASCADE_DIR and
-    /// the OpenCV data folders (e.g. haarcascade_frontalface_alt2.xml,
-    /// frontalface_default, lbpcascade_frontalface_improved).
-    #[arg(long, default_value = cascades::DEFAULT_CASCADE)]
-    cascade: String,
-    /// Ratio between successive window sizes (> 1).
-    #[arg(long, default_value_t = 1.1)]
-    scale_factor: f64,
-    /// Raw detections needed to keep a box, minus one (0: no grouping).
-    #[arg(long, default_value_t = 3)]
-    min_neighbors: u32,
-    /// Smallest face size in pixels (0: no minimum).
-    #[arg(long, default_value_t = 30)]
-    min_size: u32,
-    /// Largest face size in pixels (default: the image size).
+    pub(crate) local: bool,
+    /// Send the images to this node (host:port), which detects with its
+    /// own cascade and settings; the options below override the node's
+    /// within the bounds it allows.
+    #[arg(long, env = "OCELLUS_SERVER", value_name = "ADDR")]
+    pub(crate) server: Option<String>,
+    /// Cascade file (--local only): a path, or a name looked up in
+    /// $OCELLUS_CASCADE_DIR and the OpenCV data folders (e.g.
+    /// haarcascade_frontalface_alt2.xml, frontalface_default,
+    /// lbpcascade_frontalface_improved). Default:
+    /// haarcascade_frontalface_default.xml.
     #[arg(long)]
-    max_size: Option<u32>,
+    pub(crate) cascade: Option<String>,
+    /// Ratio between successive window sizes (> 1; default 1.1).
+    #[arg(long)]
+    pub(crate) scale_factor: Option<f64>,
+    /// Raw detections needed to keep a box, minus one (0: no grouping;
+    /// default 3).
+    #[arg(long)]
+    pub(crate) min_neighbors: Option<u32>,
+    /// Smallest face size in pixels (0: no minimum; default 30).
+    #[arg(long)]
+    pub(crate) min_size: Option<u32>,
+    /// Largest face size in pixels (--local only; default: the image size).
+    #[arg(long)]
+    pub(crate) max_size: Option<u32>,
     /// Print one JSON object per file and line.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// Write a copy of each image with the boxes drawn into this folder.
     #[arg(long, value_name = "OUTDIR")]
-    annotate: Option<PathBuf>,
+    pub(crate) annotate: Option<PathBuf>,
     /// Run detection N times per image and report the median time
     /// ("detect_ms"), decoding excluded.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    repeat: Option<u32>,
+    pub(crate) repeat: Option<u32>,
     /// Image files.
     #[arg(required = true, value_name = "FILE")]
-    files: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -73,17 +82,23 @@ struct Report<'a> {
 
 /// Runs the command.
 pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
-    if !args.local {
-        bail!("ocellus detect needs --local (run the detector in this process)");
+    if let Some(addr) = args.server.clone() {
+        if args.cascade.is_some() || args.max_size.is_some() || args.repeat.is_some() {
+            bail!("--cascade, --max-size and --repeat work with --local only");
+        }
+        return super::detect_remote::run(&args, &addr);
     }
-    if args.scale_factor.is_nan() || args.scale_factor <= 1.0 {
+    let scale_factor = args.scale_factor.unwrap_or(1.1);
+    if scale_factor.is_nan() || scale_factor <= 1.0 {
         bail!("--scale-factor must be greater than 1");
     }
-    let (_, cascade) = cascades::load(&args.cascade)?;
+    let (_, cascade) =
+        cascades::load(args.cascade.as_deref().unwrap_or(cascades::DEFAULT_CASCADE))?;
+    let min_size = args.min_size.unwrap_or(30);
     let params = DetectParams {
-        scale_factor: args.scale_factor,
-        min_neighbors: args.min_neighbors,
-        min_size: (args.min_size, args.min_size),
+        scale_factor,
+        min_neighbors: args.min_neighbors.unwrap_or(3),
+        min_size: (min_size, min_size),
         max_size: args.max_size.map_or((0, 0), |m| (m, m)),
     };
     if let Some(dir) = &args.annotate {
@@ -126,12 +141,39 @@ fn process(
             (faces, Some(median(&mut times)))
         }
     };
+    print_faces(
+        file,
+        image.width(),
+        image.height(),
+        &faces,
+        detect_ms,
+        args.json,
+    )?;
+    if let Some(dir) = &args.annotate {
+        let boxes: Vec<(Rect, [u8; 3])> = faces.iter().map(|r| (*r, GREEN)).collect();
+        write_annotated(dir, file, image, format, &boxes)?;
+    }
+    Ok(())
+}
+
+/// The colour of a detected (or recognised) face's box.
+pub(crate) const GREEN: [u8; 3] = [0, 255, 0];
+
+/// Prints what was found in one file: a JSON line or a line for people.
+pub(crate) fn print_faces(
+    file: &Path,
+    width: u32,
+    height: u32,
+    faces: &[Rect],
+    detect_ms: Option<f64>,
+    json: bool,
+) -> anyhow::Result<()> {
     let shown = file.display().to_string();
-    if args.json {
+    if json {
         let report = Report {
             file: &shown,
-            width: image.width(),
-            height: image.height(),
+            width,
+            height,
             faces: faces
                 .iter()
                 .map(|r| Face {
@@ -160,9 +202,6 @@ fn process(
                 format!(" {}", boxes.join(" "))
             }
         );
-    }
-    if let Some(dir) = &args.annotate {
-        write_annotated(dir, file, image, format, &faces)?;
     }
     Ok(())
 }
@@ -197,16 +236,17 @@ fn annotated_path(dir: &Path, file: &Path, format: ImageFormat) -> (PathBuf, Ima
     }
 }
 
-fn write_annotated(
+/// Writes a copy of `file`'s image with the boxes drawn into `dir`.
+pub(crate) fn write_annotated(
     dir: &Path,
     file: &Path,
     mut image: Image,
     format: ImageFormat,
-    faces: &[Rect],
+    faces: &[(Rect, [u8; 3])],
 ) -> anyhow::Result<()> {
     let thickness = (image.width().max(image.height()) / 400).max(2);
-    for face in faces {
-        draw_rect(&mut image, face, [0, 255, 0], thickness);
+    for (face, rgb) in faces {
+        draw_rect(&mut image, face, *rgb, thickness);
     }
     let (path, out_format) = annotated_path(dir, file, format);
     let bytes = encode(&image, out_format, &EncodeOptions::default())?;

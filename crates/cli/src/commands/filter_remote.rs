@@ -4,27 +4,19 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use ocellus_node::client::{Client, ClientError};
-use ocellus_protocol::Op;
-use ocellus_protocol::message::{Accepted, Busy, Position, from_header};
+use ocellus_protocol::message::from_header;
 use tokio::sync::Semaphore;
 
 use super::filter::{FilterArgs, write_new};
-
-/// How often a BUSY answer is retried before the file counts as failed.
-const BUSY_RETRIES: u32 = 30;
+use super::remote::await_result;
 
 /// Runs the networked mode.
 pub fn run(args: &FilterArgs, addr: &str) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(run_async(args, addr))
+    super::remote::runtime()?.block_on(run_async(args, addr))
 }
 
 /// What the user sees while files wait: lines for one file, a bar for many.
@@ -66,7 +58,7 @@ fn file_name(p: &Path) -> String {
 }
 
 async fn run_async(args: &FilterArgs, addr: &str) -> anyhow::Result<ExitCode> {
-    let client = Arc::new(Client::connect(addr).await?);
+    let client = Arc::new(super::remote::connect(addr).await?);
     let display = Arc::new(if args.files.len() == 1 {
         Display::Single
     } else if std::io::stderr().is_terminal() {
@@ -142,76 +134,12 @@ async fn one_file(
     out_dir: &Path,
 ) -> anyhow::Result<String> {
     let bytes = tokio::fs::read(file).await.context("reading")?;
-    let mut delay = Duration::from_millis(200);
-    for _ in 0..BUSY_RETRIES {
-        let mut request = client
-            .filter(bytes.clone(), spec, format, Some(quality))
-            .await?;
-        let mut job = 0;
-        let mut busy = false;
-        while let Some(event) = request.next().await {
-            match event.op {
-                Op::Accepted => {
-                    if let Ok(a) = from_header::<Accepted>(&event.header) {
-                        job = a.job;
-                        display.progress(
-                            file,
-                            format!(
-                                "queued as #{}; position {} of {}",
-                                a.job, a.position, a.queue_length
-                            ),
-                        );
-                    }
-                }
-                Op::Position => {
-                    if let Ok(p) = from_header::<Position>(&event.header) {
-                        display.progress(file, position_line(job, &p));
-                    }
-                }
-                Op::Started => display.progress(file, format!("now processing #{job} (yours)")),
-                Op::Result => return save(&event, file, out_dir),
-                Op::Busy => {
-                    let b: Option<Busy> = from_header(&event.header).ok();
-                    display.progress(
-                        file,
-                        format!(
-                            "server busy ({} queued); retrying in {} ms",
-                            b.map_or(0, |b| b.queue_length),
-                            delay.as_millis()
-                        ),
-                    );
-                    busy = true;
-                    break;
-                }
-                Op::Error => {
-                    return Err(
-                        ClientError::Server(event.as_error().expect("an ERROR event")).into(),
-                    );
-                }
-                _ => {}
-            }
-        }
-        if !busy {
-            // The events ended without a RESULT, ERROR or BUSY.
-            return Err(ClientError::Closed.into());
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(2));
-    }
-    anyhow::bail!("server still busy after {BUSY_RETRIES} tries")
-}
-
-/// "Now processing #3; yours is #5 (about 2 s)", as the original system said.
-fn position_line(job: u64, p: &Position) -> String {
-    let now = p
-        .processing
-        .iter()
-        .min()
-        .map_or_else(|| "nothing".to_string(), |j| format!("#{j}"));
-    format!(
-        "Now processing {now}; yours is #{job} (about {:.0} s)",
-        p.eta_s.max(0.0).ceil()
+    let event = await_result(
+        || client.filter(bytes.clone(), spec, format, Some(quality)),
+        &|line| display.progress(file, line),
     )
+    .await?;
+    save(&event, file, out_dir)
 }
 
 fn save(

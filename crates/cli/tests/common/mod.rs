@@ -79,14 +79,24 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `ocellus serve --listen 127.0.0.1:0 ARGS...` and reads the
-    /// address from its first line of output.
+    /// address from its first line of output. Its data folder (the face
+    /// store) is a fresh temporary one unless ARGS give `--data-dir`.
     pub fn start(args: &[&str]) -> ServerProcess {
+        Self::start_on("127.0.0.1:0", args)
+    }
+
+    /// [`ServerProcess::start`] listening on `listen`.
+    pub fn start_on(listen: &str, args: &[&str]) -> ServerProcess {
         let dir = TempDir::new("serve");
         let log = dir.path().join("server.log");
         let log_file = std::fs::File::create(&log).expect("creating the server log");
-        let mut child = Command::new(OCELLUS)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
+        let data = dir.path().join("data");
+        let mut command = Command::new(OCELLUS);
+        command.args(["serve", "--listen", listen]).args(args);
+        if !args.contains(&"--data-dir") {
+            command.arg("--data-dir").arg(&data);
+        }
+        let mut child = command
             .env("OCELLUS_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

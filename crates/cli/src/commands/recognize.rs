@@ -1,0 +1,194 @@
+//! `ocellus recognize`: who is in these photos (the original system's
+//! operation 2).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use ocellus_codec::{DecodeLimits, decode};
+use ocellus_detect::Rect;
+use ocellus_node::client::ClientError;
+use ocellus_protocol::Op;
+use ocellus_protocol::face::{
+    DetectOverrides, RecognizeRequest, RecognizeResult, RecognizedFace, RecognizedImage,
+};
+use ocellus_protocol::message::{ErrorEvent, from_header, to_header};
+use serde::Serialize;
+
+use super::detect::{GREEN, write_annotated};
+use super::remote::{await_result, connect, per_file, runtime};
+
+/// Box colour of a face that was not identified.
+const RED: [u8; 3] = [255, 0, 0];
+
+/// Arguments of `ocellus recognize`.
+#[derive(clap::Args)]
+pub struct RecognizeArgs {
+    /// The node (host:port).
+    #[arg(
+        long,
+        env = "OCELLUS_SERVER",
+        default_value = "127.0.0.1:7070",
+        value_name = "ADDR"
+    )]
+    pub server: String,
+    /// eigen, fisher or lbph (default: the node's, see docs/recognition.md).
+    #[arg(long, value_parser = ["eigen", "fisher", "lbph"])]
+    pub algorithm: Option<String>,
+    /// Write a copy of each photo with the faces boxed (green: identified,
+    /// red: not) into this folder.
+    #[arg(long, value_name = "OUTDIR")]
+    pub annotate: Option<PathBuf>,
+    /// Print one JSON object per file and line:
+    /// {"file", "faces": [{"x", "y", "width", "height", "name", "distance", "algorithm"}], "message"}.
+    #[arg(long)]
+    pub json: bool,
+    /// Photos. The exit code is 1 if any could not be processed (a photo
+    /// without a face is not a failure).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    file: String,
+    faces: &'a [RecognizedFace],
+    message: &'a str,
+}
+
+/// Runs the command.
+pub fn run(args: RecognizeArgs) -> anyhow::Result<ExitCode> {
+    let header = to_header(&RecognizeRequest {
+        algorithm: args.algorithm.clone(),
+        overrides: DetectOverrides::default(),
+        crops: None,
+    });
+    if let Some(dir) = &args.annotate {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create folder {}", dir.display()))?;
+    }
+    let single = args.files.len() == 1 && !args.json;
+    let failed = runtime()?.block_on(async {
+        let client = Arc::new(connect(&args.server).await?);
+        let mut index = 0;
+        let failed = per_file(
+            &args.files,
+            4,
+            |file| {
+                let (client, header) = (client.clone(), header.clone());
+                async move {
+                    let bytes = tokio::fs::read(&file).await.context("cannot read file")?;
+                    let event = await_result(
+                        || {
+                            client.request_images(
+                                Op::Recognize,
+                                header.clone(),
+                                std::slice::from_ref(&bytes),
+                            )
+                        },
+                        &|line| {
+                            if single {
+                                eprintln!("{line}")
+                            }
+                        },
+                    )
+                    .await?;
+                    let mut result: RecognizeResult =
+                        from_header(&event.header).context("unexpected answer from the node")?;
+                    let found = result
+                        .results
+                        .pop()
+                        .context("the node answered for no image")?;
+                    Ok((found, bytes))
+                }
+            },
+            |file, outcome| {
+                index += 1;
+                let shown =
+                    outcome.and_then(|(found, bytes)| show(index, file, found, &bytes, &args));
+                if let Err(e) = shown {
+                    eprintln!("error: {}: {e:#}", file.display());
+                }
+            },
+        )
+        .await;
+        anyhow::Ok(failed)
+    })?;
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn show(
+    index: usize,
+    file: &Path,
+    found: RecognizedImage,
+    bytes: &[u8],
+    args: &RecognizeArgs,
+) -> anyhow::Result<()> {
+    if let Some(code) = found.error {
+        return Err(ClientError::Server(ErrorEvent {
+            code,
+            message: found.message,
+        })
+        .into());
+    }
+    let shown = file.display().to_string();
+    if args.json {
+        let report = Report {
+            file: shown,
+            faces: &found.faces,
+            message: &found.message,
+        };
+        println!("{}", serde_json::to_string(&report)?);
+    } else if found.faces.is_empty() {
+        println!("{shown}: Image {index} has no face");
+    } else {
+        for face in &found.faces {
+            let b = &face.face;
+            let at = format!("{}x{}+{}+{}", b.width, b.height, b.x, b.y);
+            let id = &face.identity;
+            match &id.name {
+                Some(name) => println!(
+                    "{shown}: Recognized: {name} (distance {:.1}, {}) at {at}",
+                    id.distance, id.algorithm
+                ),
+                None => println!(
+                    "{shown}: Not identified (nearest distance {:.1}, {}) at {at}",
+                    id.distance, id.algorithm
+                ),
+            }
+        }
+        if found.faces.iter().all(|f| f.identity.name.is_none()) {
+            println!("{shown}: People not identified");
+        }
+    }
+    if let Some(dir) = &args.annotate {
+        let (image, format) = decode(bytes, &DecodeLimits::default())?;
+        let boxes: Vec<(Rect, [u8; 3])> = found
+            .faces
+            .iter()
+            .map(|f| {
+                let rect = Rect {
+                    x: f.face.x,
+                    y: f.face.y,
+                    width: f.face.width,
+                    height: f.face.height,
+                };
+                (
+                    rect,
+                    if f.identity.name.is_some() {
+                        GREEN
+                    } else {
+                        RED
+                    },
+                )
+            })
+            .collect();
+        write_annotated(dir, file, image, format, &boxes)?;
+    }
+    Ok(())
+}

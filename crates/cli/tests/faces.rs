@@ -1,0 +1,468 @@
+//! The face service proven with real processes: a recognition node, a
+//! detection node that forwards to it, and an all-in-one node, driven by
+//! `ocellus enroll`, `recognize`, `detect --server` and `people`.
+//!
+//! The people photos (`shared/data/people`) are split per person: every
+//! photo but the last is enrolled, the last is held out and recognised.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{OCELLUS, PATIENCE, ServerProcess, TempDir, wait_until};
+use serde_json::Value;
+
+fn ocellus(args: &[&str]) -> Output {
+    Command::new(OCELLUS)
+        .args(args)
+        .output()
+        .expect("running ocellus")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json_lines(o: &Output) -> Vec<Value> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// person -> their photos, sorted.
+fn people_photos(data: &Path) -> BTreeMap<String, Vec<PathBuf>> {
+    let mut people = BTreeMap::new();
+    for entry in std::fs::read_dir(data.join("people")).expect("people folder") {
+        let entry = entry.expect("entry");
+        if !entry.path().is_dir() {
+            continue;
+        }
+        let mut photos: Vec<PathBuf> = std::fs::read_dir(entry.path())
+            .expect("person folder")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        photos.sort();
+        people.insert(entry.file_name().to_string_lossy().into_owned(), photos);
+    }
+    people
+}
+
+/// Photos of `shared/data/photos` that show no face (MANIFEST.tsv).
+fn no_face_photos(data: &Path) -> Vec<PathBuf> {
+    let manifest =
+        std::fs::read_to_string(data.join("photos/MANIFEST.tsv")).expect("photos manifest");
+    manifest
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            (cols.get(4) == Some(&"0")).then(|| data.join("photos").join(cols[0]))
+        })
+        .collect()
+}
+
+fn paths(p: &[PathBuf]) -> Vec<&str> {
+    p.iter().map(|p| p.to_str().expect("utf-8 path")).collect()
+}
+
+/// Enrolls every person's photos but the last on `addr`; returns the
+/// `--json` report of each person.
+fn enroll_all(addr: &str, people: &BTreeMap<String, Vec<PathBuf>>) -> BTreeMap<String, Value> {
+    let mut reports = BTreeMap::new();
+    for (name, photos) in people {
+        let train = &photos[..photos.len().saturating_sub(1).max(1)];
+        let mut args = vec!["enroll", "--server", addr, "--name", name, "--json"];
+        args.extend(paths(train));
+        let out = ocellus(&args);
+        let report: Value = serde_json::from_str(stdout(&out).trim())
+            .unwrap_or_else(|e| panic!("enroll {name}: {e}; stderr: {}", stderr(&out)));
+        let images = report["images"].as_array().expect("images");
+        assert_eq!(images.len(), train.len());
+        let all_accepted = images.iter().all(|i| i["accepted"] == Value::Bool(true));
+        assert_eq!(
+            out.status.success(),
+            all_accepted,
+            "exit code follows rejections"
+        );
+        for (image, file) in images.iter().zip(train) {
+            assert_eq!(image["file"], file.to_str().expect("utf-8"));
+            assert!(image["message"].is_string());
+        }
+        reports.insert(name.clone(), report);
+    }
+    reports
+}
+
+/// The held-out photo of every person with more than one.
+fn held_out(people: &BTreeMap<String, Vec<PathBuf>>) -> Vec<(String, PathBuf)> {
+    people
+        .iter()
+        .filter(|(_, p)| p.len() > 1)
+        .map(|(n, p)| (n.clone(), p[p.len() - 1].clone()))
+        .collect()
+}
+
+fn recognize(addr: &str, algorithm: &str, files: &[PathBuf]) -> Vec<Value> {
+    let mut args = vec![
+        "recognize",
+        "--server",
+        addr,
+        "--json",
+        "--algorithm",
+        algorithm,
+    ];
+    args.extend(paths(files));
+    let out = ocellus(&args);
+    assert!(out.status.success(), "recognize failed: {}", stderr(&out));
+    json_lines(&out)
+}
+
+/// Share of held-out photos whose largest face is named correctly.
+fn accuracy(results: &[Value], truth: &[(String, PathBuf)]) -> f64 {
+    let right = results
+        .iter()
+        .zip(truth)
+        .filter(|(r, (name, _))| r["faces"][0]["name"] == name.as_str())
+        .count();
+    right as f64 / truth.len() as f64
+}
+
+#[test]
+fn split_roles_answer_like_one_process() {
+    let data = ocellus_testdata::require_data!();
+    let people = people_photos(&data);
+    assert!(people.len() >= 10, "expected the people data set");
+    let recognition = ServerProcess::start(&["--roles", "recognize", "--workers", "1"]);
+    let rec_addr = recognition.address();
+    let detection = ServerProcess::start(&["--roles", "detect", "--recognizer", &rec_addr]);
+    let single = ServerProcess::start(&[]);
+    let (split_addr, single_addr) = (detection.address(), single.address());
+
+    // Enrollment: the same outcome per photo in both topologies.
+    let split = enroll_all(&split_addr, &people);
+    let alone = enroll_all(&single_addr, &people);
+    for (name, report) in &split {
+        assert_eq!(report["images"], alone[name]["images"], "{name}");
+        assert_eq!(report["faces"], alone[name]["faces"], "{name}");
+    }
+    let accepted: usize = split
+        .values()
+        .map(|r| {
+            r["images"]
+                .as_array()
+                .map_or(0, |i| i.iter().filter(|i| i["accepted"] == true).count())
+        })
+        .sum();
+    assert!(accepted > 40, "only {accepted} photos enrolled");
+
+    // The people list, through the detection node (forwarded) and directly.
+    let list = |addr: &str| {
+        let out = ocellus(&["people", "--server", addr, "list", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str::<Value>(stdout(&out).trim()).expect("people json")
+    };
+    let listed = list(&split_addr);
+    assert_eq!(listed, list(&rec_addr));
+    assert_eq!(listed, list(&single_addr));
+    for entry in listed.as_array().expect("array") {
+        let name = entry["name"].as_str().expect("name");
+        assert_eq!(entry["faces"], split[name]["faces"], "{name}");
+    }
+
+    // Recognition of the held-out photos: identical answers, every
+    // algorithm; accuracy reported.
+    let truth = held_out(&people);
+    let files: Vec<PathBuf> = truth.iter().map(|(_, f)| f.clone()).collect();
+    for algorithm in ["lbph", "eigen", "fisher"] {
+        let a = recognize(&split_addr, algorithm, &files);
+        let b = recognize(&single_addr, algorithm, &files);
+        assert_eq!(a.len(), files.len());
+        for (x, y) in a.iter().zip(&b) {
+            let strip = |v: &Value| {
+                let mut v = v.clone();
+                for f in v["faces"].as_array_mut().into_iter().flatten() {
+                    f.as_object_mut().map(|o| o.remove("model_version"));
+                }
+                v
+            };
+            assert_eq!(
+                strip(x),
+                strip(y),
+                "{algorithm}: split and in-process differ"
+            );
+            for face in x["faces"].as_array().expect("faces") {
+                for key in ["x", "y", "width", "height", "distance", "algorithm"] {
+                    assert!(face.get(key).is_some(), "{key} missing: {face}");
+                }
+                assert!(face["name"].is_null() || face["name"].is_string());
+                assert_eq!(face["algorithm"], algorithm);
+            }
+        }
+        let score = accuracy(&a, &truth);
+        println!(
+            "held-out accuracy {algorithm}: {score:.3} over {} photos",
+            truth.len()
+        );
+        if algorithm == "lbph" {
+            // The default algorithm must do far better than chance (1/23).
+            assert!(
+                score >= 0.3,
+                "LBPH named only {score:.3} of the held-out photos"
+            );
+        }
+    }
+
+    // Photos without a face are rejected at enrollment and reported at
+    // recognition.
+    let no_face = no_face_photos(&data);
+    assert!(!no_face.is_empty());
+    let mut args = vec![
+        "enroll",
+        "--server",
+        &split_addr,
+        "--name",
+        "Nobody",
+        "--json",
+    ];
+    args.extend(paths(&no_face));
+    let out = ocellus(&args);
+    assert!(!out.status.success(), "rejections give a non-zero exit");
+    let report: Value = serde_json::from_str(stdout(&out).trim()).expect("json");
+    for image in report["images"].as_array().expect("images") {
+        assert_eq!(image["accepted"], false, "{image}");
+        assert_eq!(image["message"], "no face found", "{image}");
+    }
+    let results = recognize(&split_addr, "lbph", &no_face);
+    for r in &results {
+        assert_eq!(r["faces"], Value::Array(vec![]));
+        assert_eq!(r["message"], "no face found");
+    }
+    let human = ocellus(&[
+        "recognize",
+        "--server",
+        &single_addr,
+        no_face[0].to_str().expect("utf-8"),
+    ]);
+    assert!(
+        stdout(&human).contains("Image 1 has no face"),
+        "{}",
+        stdout(&human)
+    );
+
+    // Removal through the detection node reaches the store and the models.
+    let (victim, photo) = &truth[0];
+    let out = ocellus(&["people", "--server", &split_addr, "remove", victim]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let after = list(&split_addr);
+    assert!(
+        after
+            .as_array()
+            .expect("array")
+            .iter()
+            .all(|p| p["name"] != victim.as_str())
+    );
+    for algorithm in ["lbph", "eigen"] {
+        let r = recognize(&split_addr, algorithm, std::slice::from_ref(photo));
+        for face in r[0]["faces"].as_array().expect("faces") {
+            assert_ne!(
+                face["name"],
+                victim.as_str(),
+                "{algorithm} still knows {victim}"
+            );
+        }
+    }
+    let out = ocellus(&["people", "--server", &split_addr, "remove", victim]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("unknown_person"), "{}", stderr(&out));
+}
+
+#[test]
+fn enrollment_rules_and_errors_are_clear() {
+    let data = ocellus_testdata::require_data!();
+    let people = people_photos(&data);
+    let node = ServerProcess::start(&["--workers", "1"]);
+    let addr = node.address();
+    let (name, photos) = people.iter().find(|(_, p)| p.len() >= 2).expect("a person");
+    let photo = photos[0].to_str().expect("utf-8");
+
+    // Nobody enrolled yet: a clear error, not a guess.
+    let out = ocellus(&["recognize", "--server", &addr, photo]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no_people_enrolled"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A name is data: a path-like name is stored as such; bad names refused.
+    let out = ocellus(&[
+        "enroll",
+        "--server",
+        &addr,
+        "--name",
+        "../../etc/passwd",
+        photo,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = ocellus(&["enroll", "--server", &addr, "--name", "", photo]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("bad_name"), "{}", stderr(&out));
+
+    // The same photo twice for one person is stored once.
+    let out = ocellus(&[
+        "enroll", "--server", &addr, "--name", name, "--json", photo, photo,
+    ]);
+    let report: Value = serde_json::from_str(stdout(&out).trim()).expect("json");
+    assert_eq!(report["images"][0]["message"], "stored");
+    assert_eq!(report["images"][1]["message"], "already stored");
+    assert_eq!(report["faces"], 1);
+
+    // Fisherfaces needs two people and more faces than people:
+    // "../../etc/passwd" and `name`, with a second photo of `name`.
+    let second = photos[1].to_str().expect("utf-8");
+    let out = ocellus(&["enroll", "--server", &addr, "--name", name, second]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = ocellus(&[
+        "recognize",
+        "--server",
+        &addr,
+        "--algorithm",
+        "fisher",
+        photo,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = ocellus(&["people", "--server", &addr, "remove", "../../etc/passwd"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = ocellus(&[
+        "recognize",
+        "--server",
+        &addr,
+        "--algorithm",
+        "fisher",
+        photo,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("model_unavailable"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A photo with several faces is rejected for enrollment, unless the
+    // largest face is asked for.
+    let group = data.join("photos/deepface_couple.jpg");
+    let group = group.to_str().expect("utf-8");
+    let out = ocellus(&[
+        "enroll", "--server", &addr, "--name", "Couple", "--json", group,
+    ]);
+    let report: Value = serde_json::from_str(stdout(&out).trim()).expect("json");
+    let message = report["images"][0]["message"].as_str().expect("message");
+    assert!(message.starts_with("more than one face"), "{message}");
+    let out = ocellus(&[
+        "enroll",
+        "--server",
+        &addr,
+        "--name",
+        "Couple",
+        "--largest-face",
+        group,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn models_and_people_survive_a_restart() {
+    let data = ocellus_testdata::require_data!();
+    let people = people_photos(&data);
+    let dir = TempDir::new("faces-restart");
+    let data_dir = dir.path().join("store");
+    let data_dir = data_dir.to_str().expect("utf-8");
+    let chosen: BTreeMap<String, Vec<PathBuf>> = people
+        .into_iter()
+        .filter(|(_, p)| p.len() >= 3)
+        .take(4)
+        .collect();
+    let truth = held_out(&chosen);
+    let files: Vec<PathBuf> = truth.iter().map(|(_, f)| f.clone()).collect();
+
+    let mut node = ServerProcess::start(&["--data-dir", data_dir, "--workers", "1"]);
+    enroll_all(&node.address(), &chosen);
+    let before: Vec<Vec<Value>> = ["lbph", "eigen", "fisher"]
+        .iter()
+        .map(|a| recognize(&node.address(), a, &files))
+        .collect();
+    node.terminate();
+    assert!(node.wait_exit(PATIENCE).is_some(), "node did not stop");
+
+    let node = ServerProcess::start(&["--data-dir", data_dir, "--workers", "1"]);
+    let after: Vec<Vec<Value>> = ["lbph", "eigen", "fisher"]
+        .iter()
+        .map(|a| recognize(&node.address(), a, &files))
+        .collect();
+    assert_eq!(
+        before, after,
+        "answers (and model versions) change across a restart"
+    );
+    let log = node.log();
+    for algorithm in ["lbph", "eigen", "fisher"] {
+        assert!(
+            log.contains(&format!("algorithm={algorithm}"))
+                && log.contains("model loaded from its snapshot"),
+            "{algorithm} was not loaded from its snapshot:\n{log}"
+        );
+    }
+    assert!(
+        !log.contains("models retrained"),
+        "a restart retrained:\n{log}"
+    );
+}
+
+#[test]
+fn an_unreachable_recognition_node_is_named_and_the_link_recovers() {
+    let data = ocellus_testdata::require_data!();
+    let people = people_photos(&data);
+    let (name, photos) = people.iter().find(|(_, p)| p.len() >= 2).expect("a person");
+    let photo = photos[0].to_str().expect("utf-8");
+    // A free port, with nobody listening on it yet.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let rec_addr = format!("127.0.0.1:{port}");
+    let detection = ServerProcess::start(&["--roles", "detect", "--recognizer", &rec_addr]);
+    let addr = detection.address();
+
+    let out = ocellus(&["enroll", "--server", &addr, "--name", name, photo]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("recognizer_unavailable") && err.contains(&rec_addr),
+        "{err}"
+    );
+
+    let _recognition = ServerProcess::start_on(&rec_addr, &["--roles", "recognize"]);
+    let mut out = None;
+    // The recognition node is up (it printed its address); the detection
+    // node reconnects on the next request.
+    assert!(wait_until(Duration::from_secs(30), || {
+        let o = ocellus(&["enroll", "--server", &addr, "--name", name, photo]);
+        let ok = o.status.success();
+        out = Some(o);
+        ok
+    }));
+    let out = out.expect("an attempt");
+    assert!(stdout(&out).contains("stored"), "{}", stdout(&out));
+    let out = ocellus(&["detect", "--server", &addr, "--json", photo]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let found = json_lines(&out);
+    assert_eq!(found[0]["faces"].as_array().map(Vec::len), Some(1));
+}

@@ -1,0 +1,657 @@
+//! The recognition role: enrolls people (stores their faces, updates the
+//! models) and names faces, with the store of `ocellus-store`.
+//!
+//! Models and the store stay consistent this way:
+//! - every change of the face set (enroll, remove) takes the LBPH write
+//!   lock first, so changes are serialised and LBPH, which updates
+//!   incrementally, always holds exactly the store's faces in id order;
+//! - Eigenfaces and Fisherfaces cannot update: a background trainer
+//!   retrains them from the store, once per burst of changes. Until a new
+//!   model is ready the previous one answers (its `model_version`, the
+//!   store generation it was trained on, says so), except after a removal:
+//!   a model that still knows a removed person is never used again, and
+//!   recognition waits for the retrained one;
+//! - after training, snapshots go to the store, tagged with their
+//!   generation; a restarted node loads the snapshots that match the
+//!   store's generation and retrains only the others.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use ocellus_codec::{DecodeLimits, EncodeOptions, ImageFormat, decode, encode};
+use ocellus_imaging::Image;
+use ocellus_protocol::face::{CropEnrollResult, Identity, PersonEntry};
+use ocellus_recognize::prepare::DEFAULT_FACE_SIZE;
+use ocellus_recognize::{
+    Algorithm, FaceRect, Label, Recognizer, model_from_bytes, new_recognizer, prepare_face,
+};
+use ocellus_store::{AddOutcome, NewFace, Store, StoreError, StoredFace};
+use tracing::{info, warn};
+
+use crate::job::error;
+use ocellus_protocol::message::ErrorEvent;
+
+/// A face cut out of a photo by the detection role: greyscale, at the
+/// size it was found, with the hash of the photo.
+#[derive(Clone, Debug)]
+pub struct FaceCrop {
+    /// The face region of the photo, greyscale.
+    pub gray: Image,
+    /// SHA-256 of the photo's bytes (the same photo enrolled twice for one
+    /// person is stored once).
+    pub source_hash: [u8; 32],
+}
+
+/// How long a recognition may wait for a model that is being trained.
+const MODEL_WAIT: Duration = Duration::from_secs(120);
+
+/// A trained Eigenfaces or Fisherfaces model and the store generation it
+/// was trained on.
+struct Trained {
+    model: Arc<dyn Recognizer>,
+    generation: u64,
+}
+
+/// What the background trainer has produced, and what it should do next.
+#[derive(Default)]
+struct Subspace {
+    eigen: Option<Trained>,
+    fisher: Option<Trained>,
+    /// Why a model could not be trained on the latest generation (e.g.
+    /// Fisherfaces with one person).
+    eigen_error: Option<(u64, String)>,
+    fisher_error: Option<(u64, String)>,
+    /// Models trained before this generation know a removed person.
+    usable_from: u64,
+    /// The store changed since the last training.
+    dirty: bool,
+    /// A training round is running.
+    training: bool,
+    stopping: bool,
+}
+
+/// The LBPH model with the generation it holds.
+struct LbphState {
+    model: Box<dyn Recognizer>,
+    generation: u64,
+}
+
+/// The recognition role of a node.
+pub struct RecognitionService {
+    store: Mutex<Store>,
+    lbph: RwLock<LbphState>,
+    subspace: Mutex<Subspace>,
+    /// Signalled when the trainer finishes a model, and when there is work
+    /// for it.
+    changed: Condvar,
+    names: RwLock<BTreeMap<Label, String>>,
+    default_algorithm: Algorithm,
+    face_size: (u32, u32),
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn store_error(e: StoreError) -> ErrorEvent {
+    match e {
+        StoreError::BadName(_) => error("bad_name", e.to_string()),
+        other => error("store_failed", format!("face store: {other}")),
+    }
+}
+
+fn label_of(person: i64) -> Result<Label, ErrorEvent> {
+    Label::try_from(person).map_err(|_| error("internal", format!("person id {person} overflows")))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl RecognitionService {
+    /// Opens the store in `data_dir` (created if missing), loads the models
+    /// that match it, and starts the trainer for the others.
+    pub fn open(
+        data_dir: &Path,
+        default_algorithm: Algorithm,
+    ) -> Result<Arc<RecognitionService>, ErrorEvent> {
+        let store = Store::open(data_dir).map_err(store_error)?;
+        Self::with_store(store, default_algorithm)
+    }
+
+    /// The same, on a store already open (tests use an in-memory one).
+    pub fn with_store(
+        store: Store,
+        default_algorithm: Algorithm,
+    ) -> Result<Arc<RecognitionService>, ErrorEvent> {
+        let face_size = DEFAULT_FACE_SIZE;
+        let generation = store.generation().map_err(store_error)?;
+        let names = load_names(&store)?;
+        let mut stale = false;
+        let lbph = match load_snapshot(&store, Algorithm::Lbph, generation) {
+            Some(model) => model,
+            None => {
+                stale = true;
+                let started = Instant::now();
+                let model = train_from(&store, Algorithm::Lbph)?;
+                info!(
+                    faces = model.num_samples(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "LBPH trained from the store"
+                );
+                model
+            }
+        };
+        let mut subspace = Subspace {
+            usable_from: generation,
+            // The trainer also saves the fresh LBPH snapshot.
+            dirty: stale && generation > 0,
+            ..Subspace::default()
+        };
+        for algorithm in [Algorithm::Eigen, Algorithm::Fisher] {
+            match load_snapshot(&store, algorithm, generation) {
+                Some(model) => {
+                    *subspace.slot(algorithm) = Some(Trained {
+                        model: Arc::from(model),
+                        generation,
+                    })
+                }
+                None => subspace.dirty = true,
+            }
+        }
+        let service = Arc::new(RecognitionService {
+            store: Mutex::new(store),
+            lbph: RwLock::new(LbphState {
+                model: lbph,
+                generation,
+            }),
+            subspace: Mutex::new(subspace),
+            changed: Condvar::new(),
+            names: RwLock::new(names),
+            default_algorithm,
+            face_size,
+        });
+        let weak = Arc::downgrade(&service);
+        std::thread::Builder::new()
+            .name("ocellus-trainer".into())
+            .spawn(move || trainer(weak))
+            .map_err(|e| error("internal", format!("cannot start the trainer: {e}")))?;
+        Ok(service)
+    }
+
+    /// The algorithm used when a request names none.
+    pub fn default_algorithm(&self) -> Algorithm {
+        self.default_algorithm
+    }
+
+    /// Stops the trainer (it finishes the model it is training).
+    pub fn stop(&self) {
+        lock(&self.subspace).stopping = true;
+        self.changed.notify_all();
+    }
+
+    /// Stores the faces of `name` and updates the models. Returns once the
+    /// store has committed them: one outcome per crop, in order.
+    pub fn enroll(&self, name: &str, crops: &[FaceCrop]) -> Result<CropEnrollResult, ErrorEvent> {
+        ocellus_store::validate_name(name).map_err(store_error)?;
+        let prepared: Vec<Image> = crops
+            .iter()
+            .map(|c| self.prepare(&c.gray))
+            .collect::<Result<_, _>>()?;
+        let new_faces: Vec<NewFace> = crops
+            .iter()
+            .zip(&prepared)
+            .map(|(crop, face)| {
+                let png = encode(face, ImageFormat::Png, &EncodeOptions::default())
+                    .map_err(|e| error("internal", format!("cannot encode a face: {e}")))?;
+                Ok(NewFace {
+                    source_hash: crop.source_hash,
+                    png,
+                    width: face.width(),
+                    height: face.height(),
+                })
+            })
+            .collect::<Result<_, ErrorEvent>>()?;
+
+        // Serialise changes of the face set: LBPH first, then the store.
+        let mut lbph = self.lbph.write().unwrap_or_else(|p| p.into_inner());
+        let (person, outcomes, generation, faces) = {
+            let mut store = lock(&self.store);
+            let (person, outcomes) = store.add_faces(name, &new_faces).map_err(store_error)?;
+            let generation = store.generation().map_err(store_error)?;
+            let faces = store
+                .people()
+                .map_err(store_error)?
+                .into_iter()
+                .find(|p| p.id == person)
+                .map_or(0, |p| p.faces);
+            (person, outcomes, generation, faces)
+        };
+        let label = label_of(person)?;
+        let added: Vec<Image> = outcomes
+            .iter()
+            .zip(prepared)
+            .filter(|(o, _)| o.is_added())
+            .map(|(_, face)| face)
+            .collect();
+        if !added.is_empty() {
+            self.names
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(label, name.to_string());
+            let labels = vec![label; added.len()];
+            if let Err(e) = lbph.model.update(&added, &labels) {
+                // Cannot happen with prepared faces; rebuild from the store
+                // rather than answer with a model that misses them.
+                warn!(error = %e, "LBPH update failed; retraining from the store");
+                lbph.model = train_from(&lock(&self.store), Algorithm::Lbph)?;
+            }
+            lbph.generation = generation;
+            drop(lbph);
+            lock(&self.subspace).dirty = true;
+            self.changed.notify_all();
+        }
+        info!(name, added = added.len(), generation, "enrolled");
+        Ok(CropEnrollResult {
+            outcomes: outcomes
+                .iter()
+                .map(|o| match o {
+                    AddOutcome::Added(_) => "stored".to_string(),
+                    AddOutcome::Duplicate(_) => "already stored".to_string(),
+                })
+                .collect(),
+            faces,
+            generation,
+        })
+    }
+
+    /// Names each crop with `algorithm` (default: the node's).
+    pub fn recognize(
+        &self,
+        crops: &[Image],
+        algorithm: Option<Algorithm>,
+    ) -> Result<Vec<Identity>, ErrorEvent> {
+        let algorithm = algorithm.unwrap_or(self.default_algorithm);
+        if crops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prepared: Vec<Image> = crops
+            .iter()
+            .map(|c| self.prepare(c))
+            .collect::<Result<_, _>>()?;
+        let names = self.names.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let answer = |model: &dyn Recognizer, generation: u64| {
+            prepared
+                .iter()
+                .map(|face| {
+                    let p = model
+                        .predict(face)
+                        .map_err(|e| error("internal", format!("{algorithm}: {e}")))?;
+                    Ok(Identity {
+                        name: p.label.and_then(|l| names.get(&l).cloned()),
+                        distance: p.distance,
+                        algorithm: algorithm.name().to_string(),
+                        model_version: generation,
+                    })
+                })
+                .collect::<Result<Vec<_>, ErrorEvent>>()
+        };
+        if algorithm == Algorithm::Lbph {
+            let lbph = self.lbph.read().unwrap_or_else(|p| p.into_inner());
+            if !lbph.model.is_trained() || lbph.model.num_samples() == 0 {
+                return Err(nobody_enrolled());
+            }
+            return answer(lbph.model.as_ref(), lbph.generation);
+        }
+        let (model, generation) = self.subspace_model(algorithm)?;
+        answer(model.as_ref(), generation)
+    }
+
+    /// The usable Eigen/Fisher model, waiting for the trainer if needed.
+    fn subspace_model(
+        &self,
+        algorithm: Algorithm,
+    ) -> Result<(Arc<dyn Recognizer>, u64), ErrorEvent> {
+        if self
+            .names
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+        {
+            return Err(nobody_enrolled());
+        }
+        let deadline = Instant::now() + MODEL_WAIT;
+        let mut state = lock(&self.subspace);
+        loop {
+            let usable_from = state.usable_from;
+            if let Some(t) = state.slot(algorithm).as_ref()
+                && t.generation >= usable_from
+            {
+                return Ok((t.model.clone(), t.generation));
+            }
+            let settled = !state.dirty && !state.training;
+            if let Some((generation, message)) = state.error_slot(algorithm).as_ref()
+                && *generation >= usable_from
+                && settled
+            {
+                return Err(error("model_unavailable", message.clone()));
+            }
+            if state.stopping {
+                return Err(error("shutting_down", "server shutting down"));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(error(
+                    "model_unavailable",
+                    format!("the {algorithm} model is still training; try again"),
+                ));
+            }
+            state = self
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Everyone enrolled, by name, with face counts.
+    pub fn people(&self) -> Result<Vec<PersonEntry>, ErrorEvent> {
+        let people = lock(&self.store).people().map_err(store_error)?;
+        Ok(people
+            .into_iter()
+            .map(|p| PersonEntry {
+                name: p.name,
+                faces: p.faces,
+            })
+            .collect())
+    }
+
+    /// Removes a person: their faces, and their influence on every model
+    /// (LBPH is retrained at once; Eigen/Fisher models that know them are
+    /// no longer used). Returns the number of faces removed.
+    pub fn remove(&self, name: &str) -> Result<u64, ErrorEvent> {
+        let mut lbph = self.lbph.write().unwrap_or_else(|p| p.into_inner());
+        let (removed, generation, model) = {
+            let mut store = lock(&self.store);
+            let removed = store
+                .remove_person(name)
+                .map_err(store_error)?
+                .ok_or_else(|| {
+                    error(
+                        "unknown_person",
+                        format!("nobody called {name:?} is enrolled"),
+                    )
+                })?;
+            let generation = store.generation().map_err(store_error)?;
+            let names = load_names(&store)?;
+            *self.names.write().unwrap_or_else(|p| p.into_inner()) = names;
+            (removed, generation, train_from(&store, Algorithm::Lbph)?)
+        };
+        lbph.model = model;
+        lbph.generation = generation;
+        drop(lbph);
+        {
+            let mut state = lock(&self.subspace);
+            state.usable_from = generation;
+            state.dirty = true;
+        }
+        self.changed.notify_all();
+        info!(name, removed, generation, "removed");
+        Ok(removed)
+    }
+
+    fn prepare(&self, gray: &Image) -> Result<Image, ErrorEvent> {
+        let whole = FaceRect {
+            x: 0,
+            y: 0,
+            width: gray.width(),
+            height: gray.height(),
+        };
+        prepare_face(gray, whole, self.face_size).map_err(|e| error("bad_request", e.to_string()))
+    }
+
+    /// Waits until the background trainer has caught up with the store
+    /// (tests and benchmarks use it; recognition does not need it).
+    pub fn wait_trained(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = lock(&self.subspace);
+        while state.dirty || state.training {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+impl Subspace {
+    fn slot(&mut self, algorithm: Algorithm) -> &mut Option<Trained> {
+        if algorithm == Algorithm::Fisher {
+            &mut self.fisher
+        } else {
+            &mut self.eigen
+        }
+    }
+
+    fn error_slot(&mut self, algorithm: Algorithm) -> &mut Option<(u64, String)> {
+        if algorithm == Algorithm::Fisher {
+            &mut self.fisher_error
+        } else {
+            &mut self.eigen_error
+        }
+    }
+}
+
+fn nobody_enrolled() -> ErrorEvent {
+    error(
+        "no_people_enrolled",
+        "nobody is enrolled yet: enroll people (op 1) before recognizing",
+    )
+}
+
+fn load_names(store: &Store) -> Result<BTreeMap<Label, String>, ErrorEvent> {
+    store
+        .names()
+        .map_err(store_error)?
+        .into_iter()
+        .map(|(id, name)| Ok((label_of(id)?, name)))
+        .collect()
+}
+
+/// The snapshot of `algorithm` if it was trained on `generation`.
+fn load_snapshot(
+    store: &Store,
+    algorithm: Algorithm,
+    generation: u64,
+) -> Option<Box<dyn Recognizer>> {
+    let snapshot = match store.load_snapshot(algorithm.name()) {
+        Ok(Some(s)) if s.generation == generation => s,
+        Ok(Some(s)) => {
+            info!(%algorithm, snapshot = s.generation, generation, "snapshot is stale; retraining");
+            return None;
+        }
+        Ok(None) => return None,
+        Err(e) => {
+            warn!(%algorithm, error = %e, "cannot read the snapshot; retraining");
+            return None;
+        }
+    };
+    match model_from_bytes(&snapshot.bytes) {
+        Ok(model) if model.algorithm() == algorithm => {
+            info!(%algorithm, generation, faces = model.num_samples(), "model loaded from its snapshot");
+            Some(model)
+        }
+        Ok(_) => None,
+        Err(e) => {
+            warn!(%algorithm, error = %e, "unreadable snapshot; retraining");
+            None
+        }
+    }
+}
+
+/// Decodes the stored faces: the training set, in id order.
+fn training_set(faces: &[StoredFace]) -> Result<(Vec<Image>, Vec<Label>), ErrorEvent> {
+    let limits = DecodeLimits::default();
+    let mut images = Vec::with_capacity(faces.len());
+    let mut labels = Vec::with_capacity(faces.len());
+    for face in faces {
+        let (image, _) = decode(&face.png, &limits).map_err(|e| {
+            error(
+                "store_failed",
+                format!("stored face {} is unreadable: {e}", face.id),
+            )
+        })?;
+        let gray = if image.layout() == ocellus_imaging::PixelLayout::Gray {
+            image
+        } else {
+            ocellus_imaging::filter::grayscale::to_gray(&image)
+        };
+        images.push(gray);
+        labels.push(label_of(face.person)?);
+    }
+    Ok((images, labels))
+}
+
+/// A model of `algorithm` trained on every face of the store (untrained if
+/// the store is empty).
+fn train_from(store: &Store, algorithm: Algorithm) -> Result<Box<dyn Recognizer>, ErrorEvent> {
+    let faces = store.faces().map_err(store_error)?;
+    let (images, labels) = training_set(&faces)?;
+    let mut model = new_recognizer(algorithm);
+    if !images.is_empty() {
+        model
+            .train(&images, &labels)
+            .map_err(|e| error("model_unavailable", format!("{algorithm}: {e}")))?;
+    }
+    Ok(model)
+}
+
+/// The background trainer: retrains Eigenfaces and Fisherfaces after
+/// changes (one training per burst) and saves snapshots.
+fn trainer(service: std::sync::Weak<RecognitionService>) {
+    loop {
+        let Some(s) = service.upgrade() else { return };
+        {
+            let mut state = lock(&s.subspace);
+            while !state.dirty && !state.stopping {
+                state = s
+                    .changed
+                    .wait_timeout(state, Duration::from_secs(1))
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+                if Arc::strong_count(&s) == 1 {
+                    return; // the service is gone
+                }
+            }
+            if state.stopping {
+                return;
+            }
+        }
+        s.train_round();
+    }
+}
+
+impl RecognitionService {
+    /// One training round on the store as it is now.
+    fn train_round(&self) {
+        let started = Instant::now();
+        let read = {
+            let store = lock(&self.store);
+            // Clear the flag while holding the store: a change after this
+            // point sets it again and causes another round.
+            let mut state = lock(&self.subspace);
+            state.dirty = false;
+            state.training = true;
+            drop(state);
+            store
+                .generation()
+                .and_then(|g| Ok((g, store.faces()?)))
+                .map_err(store_error)
+        };
+        let (generation, faces) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e.message, "trainer cannot read the store");
+                std::thread::sleep(Duration::from_secs(1));
+                let mut state = lock(&self.subspace);
+                state.dirty = true;
+                state.training = false;
+                return;
+            }
+        };
+        let set = training_set(&faces);
+        let mut snapshots = Vec::new();
+        for algorithm in [Algorithm::Eigen, Algorithm::Fisher] {
+            let outcome =
+                set.as_ref()
+                    .map_err(|e| e.message.clone())
+                    .and_then(|(images, labels)| {
+                        if images.is_empty() {
+                            return Err("nobody is enrolled".to_string());
+                        }
+                        let mut model = new_recognizer(algorithm);
+                        model.train(images, labels).map_err(|e| e.to_string())?;
+                        Ok(model)
+                    });
+            let mut state = lock(&self.subspace);
+            match outcome {
+                Ok(model) => {
+                    if let Ok(bytes) = model.to_bytes() {
+                        snapshots.push((algorithm, bytes));
+                    }
+                    *state.slot(algorithm) = Some(Trained {
+                        model: Arc::from(model),
+                        generation,
+                    });
+                    *state.error_slot(algorithm) = None;
+                }
+                Err(message) => {
+                    *state.error_slot(algorithm) =
+                        Some((generation, format!("{algorithm} is unavailable: {message}")));
+                }
+            }
+        }
+        lock(&self.subspace).training = false;
+        self.changed.notify_all();
+        {
+            let lbph = self.lbph.read().unwrap_or_else(|p| p.into_inner());
+            if lbph.model.is_trained()
+                && let Ok(bytes) = lbph.model.to_bytes()
+            {
+                snapshots.push((Algorithm::Lbph, bytes));
+            }
+            let lbph_generation = lbph.generation;
+            drop(lbph);
+            let mut store = lock(&self.store);
+            for (algorithm, bytes) in snapshots {
+                let g = if algorithm == Algorithm::Lbph {
+                    lbph_generation
+                } else {
+                    generation
+                };
+                if let Err(e) = store.save_snapshot(algorithm.name(), g, &bytes) {
+                    warn!(%algorithm, error = %e, "cannot save the snapshot");
+                }
+            }
+        }
+        info!(
+            generation,
+            faces = faces.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "models retrained"
+        );
+    }
+}
+
+/// Hex of a photo hash, as the protocol carries it.
+pub(crate) fn hash_hex(hash: &[u8; 32]) -> String {
+    hex(hash)
+}

@@ -1,0 +1,274 @@
+//! Headers of the face operations: DETECT, ENROLL, RECOGNIZE, PEOPLE and
+//! REMOVE_PERSON (see `docs/PROTOCOL.md`).
+//!
+//! ENROLL and RECOGNIZE come in two forms. A client sends whole photos; a
+//! detection node that forwards to a recognition node elsewhere sends face
+//! crops instead, marked by the `crops` field (one entry per image). The
+//! answers to the crop form are [`CropEnrollResult`] and
+//! [`CropRecognizeResult`]; the detection node turns them into the
+//! per-photo answers a client gets.
+
+use serde::{Deserialize, Serialize};
+
+/// A face box in image pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaceBox {
+    /// Left edge.
+    pub x: i32,
+    /// Top edge.
+    pub y: i32,
+    /// Width.
+    pub width: i32,
+    /// Height.
+    pub height: i32,
+}
+
+/// Detection settings a request may override (the safe ones: the node
+/// bounds each to keep the cost of a request reasonable).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DetectOverrides {
+    /// Ratio between successive window sizes (the node enforces a minimum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_factor: Option<f64>,
+    /// Raw detections needed to keep a box, minus one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_neighbors: Option<u32>,
+    /// Smallest face in pixels (the node enforces a minimum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_size: Option<u32>,
+}
+
+/// DETECT request header (besides `images`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DetectRequest {
+    /// Overridden detection settings.
+    #[serde(flatten)]
+    pub overrides: DetectOverrides,
+}
+
+/// What was found in one image of a DETECT request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DetectedImage {
+    /// Image width (0 if it could not be decoded).
+    pub width: u32,
+    /// Image height.
+    pub height: u32,
+    /// The faces, largest first.
+    pub faces: Vec<FaceBox>,
+    /// Set when the image could not be processed (e.g. `bad_image`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Explanation for people.
+    pub message: String,
+}
+
+/// DETECT result header: one entry per image, in request order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DetectResult {
+    /// Per image.
+    pub results: Vec<DetectedImage>,
+}
+
+/// ENROLL request header (besides `images`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    /// The person's name: any non-empty Unicode string (up to 128
+    /// characters, no control characters); stored as data.
+    pub name: String,
+    /// With several faces in a photo, enroll the largest instead of
+    /// rejecting the photo (the original system rejected it).
+    #[serde(default)]
+    pub largest_face: bool,
+    /// Overridden detection settings.
+    #[serde(flatten)]
+    pub overrides: DetectOverrides,
+    /// Present when the images are face crops from a detection node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crops: Option<Vec<CropInfo>>,
+}
+
+/// About one face crop sent by a detection node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CropInfo {
+    /// SHA-256 (hex) of the photo the crop comes from, so that the same
+    /// photo enrolled twice is stored once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_hash: Option<String>,
+}
+
+/// The outcome for one image of an ENROLL request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnrolledImage {
+    /// Whether the person's face from this image is in the store (newly,
+    /// or already from an earlier enrollment of the same photo).
+    pub accepted: bool,
+    /// Why not, or what happened: "stored", "already stored", "no face
+    /// found", "more than one face (3 found)", "bad image: ...".
+    pub message: String,
+    /// The face used, if one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face: Option<FaceBox>,
+}
+
+/// ENROLL result header.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnrollResult {
+    /// The person's name.
+    pub name: String,
+    /// Per image, in request order.
+    pub images: Vec<EnrolledImage>,
+    /// Faces the person has in the store now.
+    pub faces: u64,
+    /// Store generation after this enrollment (models trained on it or
+    /// later include these faces).
+    pub generation: u64,
+}
+
+/// What a recognition node did with one crop of an ENROLL.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CropEnrollResult {
+    /// Per crop: "stored" or "already stored".
+    pub outcomes: Vec<String>,
+    /// Faces the person has in the store now.
+    pub faces: u64,
+    /// Store generation after the enrollment.
+    pub generation: u64,
+}
+
+/// RECOGNIZE request header (besides `images`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecognizeRequest {
+    /// `eigen`, `fisher` or `lbph`; default: the node's (see
+    /// `docs/recognition.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
+    /// Overridden detection settings.
+    #[serde(flatten)]
+    pub overrides: DetectOverrides,
+    /// Present when the images are face crops from a detection node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crops: Option<Vec<CropInfo>>,
+}
+
+/// Who one face is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The person, or `None` when not identified (nearest distance not
+    /// below the threshold).
+    pub name: Option<String>,
+    /// Distance to the nearest enrolled face (smaller is closer).
+    pub distance: f64,
+    /// The algorithm that answered.
+    pub algorithm: String,
+    /// Store generation the answering model was trained on.
+    pub model_version: u64,
+}
+
+/// One face of a RECOGNIZE answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecognizedFace {
+    /// Where.
+    #[serde(flatten)]
+    pub face: FaceBox,
+    /// Who.
+    #[serde(flatten)]
+    pub identity: Identity,
+}
+
+/// The answer for one image of a RECOGNIZE request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecognizedImage {
+    /// Every face found, largest first.
+    pub faces: Vec<RecognizedFace>,
+    /// "no face found", "People not identified", "Recognized: Alice", or
+    /// why the image could not be processed.
+    pub message: String,
+    /// Set when the image could not be processed (e.g. `bad_image`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// RECOGNIZE result header.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecognizeResult {
+    /// Per image, in request order.
+    pub results: Vec<RecognizedImage>,
+}
+
+/// What a recognition node answers for crops: one identity per crop.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CropRecognizeResult {
+    /// Per crop, in request order.
+    pub identities: Vec<Identity>,
+}
+
+/// One person in PEOPLE's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonEntry {
+    /// The name.
+    pub name: String,
+    /// Faces stored.
+    pub faces: u64,
+}
+
+/// PEOPLE result header.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeopleResult {
+    /// Everyone enrolled, by name.
+    pub people: Vec<PersonEntry>,
+}
+
+/// REMOVE_PERSON request header.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovePersonRequest {
+    /// Who.
+    pub name: String,
+}
+
+/// REMOVE_PERSON result header.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovePersonResult {
+    /// Who.
+    pub name: String,
+    /// Faces deleted.
+    pub removed_faces: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{from_header, to_header};
+
+    #[test]
+    fn recognized_face_is_flat_on_the_wire() {
+        let face = RecognizedFace {
+            face: FaceBox {
+                x: 1,
+                y: 2,
+                width: 3,
+                height: 4,
+            },
+            identity: Identity {
+                name: None,
+                distance: 41.5,
+                algorithm: "lbph".into(),
+                model_version: 7,
+            },
+        };
+        let map = to_header(&face);
+        for key in ["x", "y", "width", "height", "name", "distance", "algorithm"] {
+            assert!(map.contains_key(key), "{key} missing in {map:?}");
+        }
+        assert!(map["name"].is_null());
+        assert_eq!(from_header::<RecognizedFace>(&map).unwrap(), face);
+    }
+
+    #[test]
+    fn enroll_request_defaults() {
+        let map = serde_json::json!({"name": "Zoë", "images": [3]});
+        let req: EnrollRequest = from_header(map.as_object().unwrap()).unwrap();
+        assert_eq!(req.name, "Zoë");
+        assert!(!req.largest_face && req.crops.is_none());
+        assert_eq!(req.overrides, DetectOverrides::default());
+    }
+}
