@@ -466,3 +466,167 @@ fn an_unreachable_recognition_node_is_named_and_the_link_recovers() {
     let found = json_lines(&out);
     assert_eq!(found[0]["faces"].as_array().map(Vec::len), Some(1));
 }
+
+#[test]
+fn acknowledged_enrollments_survive_kill_9_of_the_recognition_node() {
+    let data = ocellus_testdata::require_data!();
+    let chosen: BTreeMap<String, Vec<PathBuf>> = people_photos(&data)
+        .into_iter()
+        .filter(|(_, p)| p.len() >= 3)
+        .take(4)
+        .collect();
+    let dir = TempDir::new("faces-kill");
+    let store = dir.path().join("store");
+    let store = store.to_str().expect("utf-8");
+    let mut recognition = ServerProcess::start(&["--roles", "recognize", "--data-dir", store]);
+    let rec_addr = recognition.address();
+    let detection = ServerProcess::start(&["--roles", "detect", "--recognizer", &rec_addr]);
+    let addr = detection.address();
+    let reports = enroll_all(&addr, &chosen);
+    let truth = held_out(&chosen);
+    let files: Vec<PathBuf> = truth.iter().map(|(_, f)| f.clone()).collect();
+    let before: Vec<Vec<Value>> = ["lbph", "eigen"]
+        .iter()
+        .map(|a| recognize(&addr, a, &files))
+        .collect();
+
+    // No warning, no shutdown: the process is gone mid-whatever.
+    recognition.kill_hard();
+    let _recognition =
+        ServerProcess::start_on(&rec_addr, &["--roles", "recognize", "--data-dir", store]);
+
+    let out = ocellus(&["people", "--server", &addr, "list", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed: Value = serde_json::from_str(stdout(&out).trim()).expect("json");
+    let counts: BTreeMap<String, Value> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().expect("name").to_string(),
+                p["faces"].clone(),
+            )
+        })
+        .collect();
+    for (name, report) in &reports {
+        assert_eq!(
+            counts.get(name),
+            Some(&report["faces"]),
+            "{name} lost faces"
+        );
+    }
+    let after: Vec<Vec<Value>> = ["lbph", "eigen"]
+        .iter()
+        .map(|a| recognize(&addr, a, &files))
+        .collect();
+    assert_eq!(before, after, "answers changed after kill -9 and restart");
+}
+
+#[test]
+fn bad_face_requests_get_clear_errors_and_the_node_goes_on() {
+    use common::{error_code, frame};
+    use ocellus_protocol::Op;
+    use serde_json::json;
+
+    let data = ocellus_testdata::require_data!();
+    let people = people_photos(&data);
+    let (name, photos) = people.iter().find(|(_, p)| p.len() >= 3).expect("a person");
+    let node = ServerProcess::start(&[]);
+    let addr = node.address();
+    let dir = TempDir::new("faces-bad");
+    let corrupt = dir.path().join("corrupt.jpg");
+    // A JPEG signature followed by garbage.
+    let mut bytes = vec![0xff, 0xd8, 0xff, 0xe0];
+    bytes.extend((0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+    std::fs::write(&corrupt, &bytes).expect("write");
+    let corrupt = corrupt.to_str().expect("utf-8");
+
+    // Several clients enroll the same person at once, with the same photos.
+    let train = paths(&photos[..3]);
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let mut args = vec!["enroll", "--server", &addr, "--name", name];
+            args.extend(&train);
+            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            std::thread::spawn(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                ocellus(&args)
+            })
+        })
+        .collect();
+    for c in clients {
+        let out = c.join().expect("client thread");
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = ocellus(&["people", "--server", &addr, "list", "--json"]);
+    let listed: Value = serde_json::from_str(stdout(&out).trim()).expect("json");
+    assert_eq!(listed, json!([{"name": name, "faces": 3}]), "stored twice?");
+
+    // A corrupt photo: rejected at enrollment, an error at recognition.
+    let out = ocellus(&[
+        "enroll", "--server", &addr, "--name", name, "--json", corrupt,
+    ]);
+    assert!(!out.status.success());
+    let report: Value = serde_json::from_str(stdout(&out).trim()).expect("json");
+    assert_eq!(report["images"][0]["accepted"], false);
+    let out = ocellus(&["recognize", "--server", &addr, corrupt]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("bad_image"), "{}", stderr(&out));
+
+    // Protocol-level mistakes, each answered with its code on a connection
+    // that stays usable.
+    let photo = std::fs::read(&photos[0]).expect("photo");
+    let n = photo.len();
+    let long_name = "x".repeat(200);
+    let cases = [
+        (
+            Op::Recognize,
+            json!({"algorithm": "nearest", "images": [n]}),
+            "bad_request",
+        ),
+        (Op::Enroll, json!({"name": "", "images": [n]}), "bad_name"),
+        (
+            Op::Enroll,
+            json!({"name": long_name, "images": [n]}),
+            "bad_name",
+        ),
+        (Op::Enroll, json!({"images": [n]}), "bad_request"),
+        (
+            Op::Detect,
+            json!({"min_size": 1, "images": [n]}),
+            "bad_request",
+        ),
+        (
+            Op::Detect,
+            json!({"scale_factor": 1.0001, "images": [n]}),
+            "bad_request",
+        ),
+        (
+            Op::RemovePerson,
+            json!({"name": "nobody"}),
+            "unknown_person",
+        ),
+    ];
+    let mut conn = node.connect();
+    for (id, (op, header, code)) in cases.into_iter().enumerate() {
+        let id = id as u64 + 1;
+        let payload = if op == Op::RemovePerson {
+            Vec::new()
+        } else {
+            photo.clone()
+        };
+        conn.send_frame(&frame(op, id, header.clone(), payload));
+        let events = conn.events_until_terminal(id);
+        let last = events.last().expect("an answer");
+        assert_eq!(error_code(last).as_deref(), Some(code), "{op:?} {header}");
+    }
+    let out = ocellus(&[
+        "recognize",
+        "--server",
+        &addr,
+        "--json",
+        photos[0].to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

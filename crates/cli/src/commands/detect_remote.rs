@@ -57,9 +57,12 @@ pub fn run(args: &DetectArgs, addr: &str) -> anyhow::Result<ExitCode> {
                     Ok((found, bytes))
                 }
             },
-            |file, outcome| {
-                if let Err(e) = outcome.and_then(|(found, bytes)| show(file, found, &bytes, args)) {
+            |file, outcome| match outcome.and_then(|(found, bytes)| show(file, found, &bytes, args))
+            {
+                Ok(()) => true,
+                Err(e) => {
                     eprintln!("error: {}: {e:#}", file.display());
+                    false
                 }
             },
         )

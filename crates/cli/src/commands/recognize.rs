@@ -107,8 +107,12 @@ pub fn run(args: RecognizeArgs) -> anyhow::Result<ExitCode> {
                 index += 1;
                 let shown =
                     outcome.and_then(|(found, bytes)| show(index, file, found, &bytes, &args));
-                if let Err(e) = shown {
-                    eprintln!("error: {}: {e:#}", file.display());
+                match shown {
+                    Ok(()) => true,
+                    Err(e) => {
+                        eprintln!("error: {}: {e:#}", file.display());
+                        false
+                    }
                 }
             },
         )

@@ -104,12 +104,13 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Runs `work` on every file, at most `in_flight` at once, and hands each
 /// outcome to `report` in the files' order as soon as it and those before
-/// it are done. Returns how many failed.
+/// it are done; `report` says whether the file succeeded. Returns how many
+/// failed.
 pub(crate) async fn per_file<T, F, Fut>(
     files: &[std::path::PathBuf],
     in_flight: usize,
     work: F,
-    mut report: impl FnMut(&std::path::Path, anyhow::Result<T>),
+    mut report: impl FnMut(&std::path::Path, anyhow::Result<T>) -> bool,
 ) -> usize
 where
     F: Fn(std::path::PathBuf) -> Fut,
@@ -133,8 +134,7 @@ where
         let outcome = handle
             .await
             .unwrap_or_else(|e| Err(anyhow::anyhow!("internal error: {e}")));
-        failed += usize::from(outcome.is_err());
-        report(file, outcome);
+        failed += usize::from(!report(file, outcome));
     }
     failed
 }

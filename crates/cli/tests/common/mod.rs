@@ -409,3 +409,11 @@ pub fn photo(data: &Path, name: &str) -> Vec<u8> {
     let path = data.join("photos").join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
+
+impl ServerProcess {
+    /// Kills the process with SIGKILL (no chance to clean up) and waits.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
