@@ -89,6 +89,8 @@ pub struct RecognitionService {
     names: RwLock<BTreeMap<Label, String>>,
     default_algorithm: Algorithm,
     face_size: (u32, u32),
+    /// Training rounds run by the background trainer.
+    rounds: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -172,6 +174,7 @@ impl RecognitionService {
             names: RwLock::new(names),
             default_algorithm,
             face_size,
+            rounds: std::sync::atomic::AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&service);
         std::thread::Builder::new()
@@ -560,8 +563,15 @@ fn trainer(service: std::sync::Weak<RecognitionService>) {
 }
 
 impl RecognitionService {
+    /// Training rounds the background trainer has run.
+    pub fn training_rounds(&self) -> u64 {
+        self.rounds.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// One training round on the store as it is now.
     fn train_round(&self) {
+        self.rounds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let started = Instant::now();
         let read = {
             let store = lock(&self.store);
@@ -654,4 +664,103 @@ impl RecognitionService {
 /// Hex of a photo hash, as the protocol carries it.
 pub(crate) fn hash_hex(hash: &[u8; 32]) -> String {
     hex(hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ocellus_imaging::PixelLayout;
+
+    /// A deterministic noise "face" of one person (`seed`), varied by `k`.
+    fn face(seed: u32, k: u32) -> FaceCrop {
+        let (w, h) = (60u32, 70u32);
+        let pixels: Vec<u8> = (0..w * h)
+            .map(|i| {
+                let base = (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)) >> 24;
+                (base as u8).wrapping_add((k * 3) as u8)
+            })
+            .collect();
+        let gray = Image::from_vec(w, h, PixelLayout::Gray, pixels).expect("valid image");
+        let mut source_hash = [0u8; 32];
+        source_hash[..4].copy_from_slice(&seed.to_le_bytes());
+        source_hash[4..8].copy_from_slice(&k.to_le_bytes());
+        FaceCrop { gray, source_hash }
+    }
+
+    fn service() -> Arc<RecognitionService> {
+        let store = Store::open_in_memory().expect("store");
+        RecognitionService::with_store(store, Algorithm::Lbph).expect("service")
+    }
+
+    #[test]
+    fn bursts_of_enrollments_are_coalesced_and_the_latest_model_answers() {
+        let s = service();
+        assert!(s.wait_trained(Duration::from_secs(60)));
+        let before = s.training_rounds();
+        for k in 0..12 {
+            let person = k % 3;
+            s.enroll(&format!("p{person}"), &[face(person, k)])
+                .expect("enroll");
+        }
+        assert!(s.wait_trained(Duration::from_secs(60)));
+        let rounds = s.training_rounds() - before;
+        assert!(
+            (1..12).contains(&rounds),
+            "{rounds} rounds for 12 enrollments"
+        );
+        for algorithm in [Algorithm::Eigen, Algorithm::Fisher, Algorithm::Lbph] {
+            let ids = s
+                .recognize(&[face(1, 4).gray], Some(algorithm))
+                .expect("recognize");
+            assert_eq!(ids[0].model_version, 12, "{algorithm}");
+            let mut exact = s
+                .recognize(&[face(1, 4).gray], Some(algorithm))
+                .expect("again");
+            assert_eq!(exact.remove(0).name.as_deref(), Some("p1"), "{algorithm}");
+        }
+    }
+
+    #[test]
+    fn removal_takes_the_person_out_of_every_model() {
+        let s = service();
+        for k in 0..4 {
+            s.enroll("alice", &[face(1, k)]).expect("enroll");
+            s.enroll("bob", &[face(2, k)]).expect("enroll");
+        }
+        let probe = face(1, 0).gray;
+        let eigen = s
+            .recognize(std::slice::from_ref(&probe), Some(Algorithm::Eigen))
+            .expect("eigen");
+        assert_eq!(eigen[0].name.as_deref(), Some("alice"));
+        assert_eq!(s.remove("alice").expect("remove"), 4);
+        for algorithm in [Algorithm::Eigen, Algorithm::Lbph] {
+            let ids = s
+                .recognize(std::slice::from_ref(&probe), Some(algorithm))
+                .expect("recognize");
+            assert_ne!(ids[0].name.as_deref(), Some("alice"), "{algorithm}");
+            assert_eq!(ids[0].model_version, 9, "{algorithm}");
+        }
+        let fisher = s.recognize(&[probe], Some(Algorithm::Fisher));
+        assert_eq!(
+            fisher.map_err(|e| e.code),
+            Err("model_unavailable".to_string())
+        );
+        assert_eq!(
+            s.remove("alice").map_err(|e| e.code),
+            Err("unknown_person".into())
+        );
+    }
+
+    #[test]
+    fn nothing_enrolled_is_an_error_not_a_guess() {
+        let s = service();
+        for algorithm in [Algorithm::Eigen, Algorithm::Fisher, Algorithm::Lbph] {
+            let e = s.recognize(&[face(1, 0).gray], Some(algorithm));
+            assert_eq!(e.map_err(|e| e.code), Err("no_people_enrolled".to_string()));
+        }
+        assert_eq!(
+            s.enroll("", &[face(1, 0)]).map_err(|e| e.code),
+            Err("bad_name".into())
+        );
+    }
 }
