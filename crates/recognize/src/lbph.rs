@@ -4,12 +4,13 @@
 //! order, as OpenCV 4 on x86-64.
 //!
 //! Histogram values are always `count * f32(1 / cell_area)`, so a histogram
-//! is stored as integer bin counts and each chi-square term is a function of
-//! the two counts only. Prediction therefore looks terms up in a table
-//! indexed by (training count, query count) instead of dividing, and scans
-//! the training set bin-major over sparse histograms
-//! ([`crate::lbph_index`]), keeping OpenCV's even/odd summation order for
-//! every pair, so the distances are still bit-identical.
+//! is stored as integer bin counts ([`crate::lbph_index`]) and each
+//! chi-square term is a function of the two counts only, read from tables.
+//! Prediction finds the nearest sample by filtering with an approximate,
+//! order-free distance that only visits bins where both histograms are
+//! non-zero, then computing the exact distance, in OpenCV's even/odd order,
+//! of the few samples that can be nearest ([`crate::lbph_scan`]): same
+//! nearest sample and same distance bits as the exhaustive scan.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +18,7 @@ use ocellus_imaging::Image;
 use rayon::prelude::*;
 
 use crate::lbph_index::{HistogramIndex, SparseHistogram};
+use crate::lbph_scan::ChiSquareScan;
 use crate::samples::{check_face, check_training_set};
 use crate::subspace::Common;
 use crate::{Algorithm, Label, Prediction, RecognizeError, Recognizer, model_file};
@@ -27,11 +29,6 @@ use crate::{Algorithm, Label, Prediction, RecognizeError, Recognizer, model_file
 /// impostor faces are accepted in the ORL calibration run described in
 /// `docs/recognition.md`.
 pub const DEFAULT_THRESHOLD: f64 = 80.65;
-
-/// Largest cell area (pixels per grid cell) for which the distance uses a
-/// precomputed (area + 1)^2 term table (8 MiB at most); larger cells compute
-/// each term directly, with the same result.
-const MAX_TABLE_AREA: usize = 1023;
 
 /// LBPH parameters (OpenCV's defaults: radius 1, 8 neighbours, 8 x 8 grid).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,6 +167,21 @@ fn sample_points(radius: u32, neighbors: u32) -> Vec<SamplePoint> {
         .collect()
 }
 
+impl SamplePoint {
+    /// Which corner the point reads exactly, when one bilinear weight is 1
+    /// and the others 0 (the axis points of radius-1 operators): then
+    /// w1 a + w2 b + w3 c + w4 d is exactly that corner's pixel in f32.
+    fn exact_corner(&self) -> Option<(isize, isize)> {
+        match (self.w1, self.w2, self.w3, self.w4) {
+            (1.0, 0.0, 0.0, 0.0) => Some((self.fx, self.fy)),
+            (0.0, 1.0, 0.0, 0.0) => Some((self.cx, self.fy)),
+            (0.0, 0.0, 1.0, 0.0) => Some((self.fx, self.cy)),
+            (0.0, 0.0, 0.0, 1.0) => Some((self.cx, self.cy)),
+            _ => None,
+        }
+    }
+}
+
 /// The LBP code image of a greyscale face: (h - 2R) rows of (w - 2R) codes
 /// (spec section 4.1). Returns (codes, lbp_width, lbp_height).
 pub fn lbp_codes(face: &Image, radius: u32, neighbors: u32) -> (Vec<u32>, usize, usize) {
@@ -180,17 +192,49 @@ pub fn lbp_codes(face: &Image, radius: u32, neighbors: u32) -> (Vec<u32>, usize,
         return (Vec::new(), 0, 0);
     }
     let (out_w, out_h) = (w - 2 * r, h - 2 * r);
-    let px = face.as_bytes();
+    // Converted once: every pixel is read by up to 4 * neighbors samples.
+    let pixels: Vec<f32> = face.as_bytes().iter().map(|&p| f32::from(p)).collect();
     let points = sample_points(radius, neighbors);
     let mut codes = vec![0u32; out_w * out_h];
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        unsafe { lbp_rows_avx2(&pixels, w, r, &points, &mut codes) };
+        return (codes, out_w, out_h);
+    }
+    lbp_rows(&pixels, w, r, &points, &mut codes);
+    (codes, out_w, out_h)
+}
+
+/// [`lbp_rows`] compiled for AVX2 (8 f32 lanes instead of 4); the same
+/// operations, so the same codes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn lbp_rows_avx2(px: &[f32], w: usize, r: usize, points: &[SamplePoint], codes: &mut [u32]) {
+    lbp_rows(px, w, r, points, codes);
+}
+
+/// Fills the LBP codes of a w-pixel-wide image (as f32, row-major) for
+/// radius r, one output row of w - 2r codes at a time.
+#[inline(always)]
+fn lbp_rows(px: &[f32], w: usize, r: usize, points: &[SamplePoint], codes: &mut [u32]) {
+    let out_w = w - 2 * r;
     // Column offset of a sampling point relative to the first output column.
     let col = |dx: isize| (r as isize + dx) as usize;
-    for i in r..h - r {
-        let out_row = &mut codes[(i - r) * out_w..(i - r + 1) * out_w];
+    let row = |i: usize, dy: isize| &px[((i as isize + dy) as usize) * w..][..w];
+    for (out_row, i) in codes.chunks_exact_mut(out_w).zip(r..) {
         let centre = &px[i * w + r..][..out_w];
         for (n, p) in points.iter().enumerate() {
-            let row_f = &px[((i as isize + p.fy) as usize) * w..][..w];
-            let row_c = &px[((i as isize + p.cy) as usize) * w..][..w];
+            if let Some((dx, dy)) = p.exact_corner() {
+                // t is exactly the pixel a, so "t > v or |t - v| < eps" on
+                // integer values is a >= v.
+                let a = &row(i, dy)[col(dx)..][..out_w];
+                for ((code, &a), &v) in out_row.iter_mut().zip(a).zip(centre) {
+                    *code |= u32::from(a >= v) << n;
+                }
+                continue;
+            }
+            let (row_f, row_c) = (row(i, p.fy), row(i, p.cy));
             let a = &row_f[col(p.fx)..][..out_w];
             let b = &row_f[col(p.cx)..][..out_w];
             let c = &row_c[col(p.fx)..][..out_w];
@@ -198,17 +242,13 @@ pub fn lbp_codes(face: &Image, radius: u32, neighbors: u32) -> (Vec<u32>, usize,
             let (w1, w2, w3, w4) = (p.w1, p.w2, p.w3, p.w4);
             for j in 0..out_w {
                 // Same f32 operations in the same order as OpenCV.
-                let t = w1 * f32::from(a[j])
-                    + w2 * f32::from(b[j])
-                    + w3 * f32::from(c[j])
-                    + w4 * f32::from(d[j]);
-                let v = f32::from(centre[j]);
+                let t = w1 * a[j] + w2 * b[j] + w3 * c[j] + w4 * d[j];
+                let v = centre[j];
                 let bit = (t > v) | ((t - v).abs() < f32::EPSILON);
                 out_row[j] |= u32::from(bit) << n;
             }
         }
     }
-    (codes, out_w, out_h)
 }
 
 /// Bin counts of the spatial histogram (spec section 4.2), dense.
@@ -231,18 +271,25 @@ fn count_histogram(face: &Image, params: &LbphParams, geometry: CellGeometry) ->
 }
 
 /// The non-zero bins of a dense count histogram.
-fn sparse(counts: &[u16]) -> SparseHistogram {
-    counts
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| **c != 0)
-        .map(|(k, &c)| (k as u32, c))
-        .collect()
+pub(crate) fn sparse(counts: &[u16]) -> SparseHistogram {
+    // Branch-free compaction: about half the bins are zero, in no pattern.
+    let mut out = vec![(0u32, 0u16); counts.len()];
+    let mut len = 0;
+    for (k, &c) in counts.iter().enumerate() {
+        if let Some(slot) = out.get_mut(len) {
+            *slot = (k as u32, c);
+        }
+        len += usize::from(c != 0);
+    }
+    out.truncate(len);
+    // Training histograms are kept: do not keep room for every bin.
+    out.shrink_to_fit();
+    out
 }
 
 /// The f32 value OpenCV stores for a bin count: count * f32(1 / area).
 #[inline]
-fn bin_value(count: u16, reciprocal_area: f32) -> f32 {
+pub(crate) fn bin_value(count: u16, reciprocal_area: f32) -> f32 {
     f32::from(count) * reciprocal_area
 }
 
@@ -254,7 +301,7 @@ fn reciprocal_area(area: usize) -> f32 {
 /// arithmetic: f64 operands, (a - b)^2 times the reciprocal of (a + b); bins
 /// whose sum is not above DBL_EPSILON contribute nothing.
 #[inline]
-fn chi_square_term(a: f32, b: f32) -> f64 {
+pub(crate) fn chi_square_term(a: f32, b: f32) -> f64 {
     let (a, b) = (f64::from(a), f64::from(b));
     let sum = a + b;
     if sum.abs() > f64::EPSILON {
@@ -285,34 +332,6 @@ pub fn chi_square(train: &[f32], query: &[f32]) -> f64 {
     2.0 * (even + odd)
 }
 
-/// Precomputed chi-square terms for every (training count, query count)
-/// pair, one contiguous column per query count: `terms[cb * stride + ca]`.
-#[derive(Clone, Debug)]
-struct TermTable {
-    stride: usize,
-    terms: Vec<f64>,
-}
-
-impl TermTable {
-    fn new(area: usize) -> Option<Self> {
-        if area > MAX_TABLE_AREA {
-            return None;
-        }
-        let stride = area + 1;
-        let reciprocal = reciprocal_area(area);
-        let mut terms = Vec::with_capacity(stride * stride);
-        for b in 0..=area {
-            for a in 0..=area {
-                terms.push(chi_square_term(
-                    bin_value(a as u16, reciprocal),
-                    bin_value(b as u16, reciprocal),
-                ));
-            }
-        }
-        Some(TermTable { stride, terms })
-    }
-}
-
 /// The trained LBPH state.
 #[derive(Clone, Debug)]
 pub(crate) struct LbphModel {
@@ -328,7 +347,8 @@ pub struct Lbph {
     params: LbphParams,
     common: Common,
     model: Option<LbphModel>,
-    table: Option<TermTable>,
+    /// Prediction tables of the model (built with it).
+    scan: Option<ChiSquareScan>,
 }
 
 impl Lbph {
@@ -342,7 +362,7 @@ impl Lbph {
                 names: BTreeMap::new(),
             },
             model: None,
-            table: None,
+            scan: None,
         }
     }
 
@@ -370,10 +390,8 @@ impl Lbph {
     pub(crate) fn from_parts(params: LbphParams, common: Common, model: LbphModel) -> Self {
         let mut lbph = Lbph::new(params);
         lbph.common = common;
-        lbph.table = CellGeometry::new(&params, model.width, model.height)
-            .ok()
-            .and_then(|g| TermTable::new(g.area()));
         lbph.model = Some(model);
+        lbph.rebuild_scan();
         lbph
     }
 
@@ -404,19 +422,18 @@ impl Lbph {
         Ok((histograms, geometry))
     }
 
-    /// Distances from dense query counts to every training sample.
-    fn distances(&self, model: &LbphModel, area: usize, query: &[u16]) -> Vec<f64> {
-        match &self.table {
-            Some(table) => model
-                .histograms
-                .distances_table(query, &table.terms, table.stride),
-            None => {
-                let reciprocal = reciprocal_area(area);
-                model.histograms.distances(query, |a, b| {
-                    chi_square_term(bin_value(a, reciprocal), bin_value(b, reciprocal))
-                })
-            }
-        }
+    /// Rebuilds the prediction tables after the model changed (none when
+    /// the face size does not fit the parameters; predict then reports it).
+    fn rebuild_scan(&mut self) {
+        self.scan = self.model.as_ref().and_then(|model| {
+            let geometry = CellGeometry::new(&self.params, model.width, model.height).ok()?;
+            let area = geometry.area();
+            Some(ChiSquareScan::new(
+                &model.histograms,
+                area,
+                reciprocal_area(area),
+            ))
+        });
     }
 }
 
@@ -427,8 +444,7 @@ impl Recognizer for Lbph {
 
     fn train(&mut self, faces: &[Image], labels: &[Label]) -> Result<(), RecognizeError> {
         let size = check_training_set(faces, labels)?;
-        let (histograms, geometry) = self.histograms_of(faces, size)?;
-        self.table = TermTable::new(geometry.area());
+        let (histograms, _) = self.histograms_of(faces, size)?;
         let mut index = HistogramIndex::new(self.params.histogram_len());
         index.push(histograms);
         self.model = Some(LbphModel {
@@ -437,6 +453,7 @@ impl Recognizer for Lbph {
             histograms: index,
             labels: labels.to_vec(),
         });
+        self.rebuild_scan();
         Ok(())
     }
 
@@ -459,6 +476,7 @@ impl Recognizer for Lbph {
             model.histograms.push(histograms);
             model.labels.extend_from_slice(labels);
         }
+        self.rebuild_scan();
         Ok(())
     }
 
@@ -467,20 +485,11 @@ impl Recognizer for Lbph {
         check_face(face, 0, (model.width, model.height))?;
         let geometry = CellGeometry::new(&self.params, model.width, model.height)?;
         let query = count_histogram(face, &self.params, geometry);
-        let distances = self.distances(model, geometry.area(), &query);
+        let scan = self.scan.as_ref().ok_or(RecognizeError::NotTrained)?;
         // Earliest strictly smallest distance, as in OpenCV.
-        let mut best = (f64::INFINITY, usize::MAX);
-        for (index, &d) in distances.iter().enumerate() {
-            if d < best.0 {
-                best = (d, index);
-            }
-        }
-        let (distance, nearest_index) = best;
-        let nearest_index = if nearest_index == usize::MAX {
-            0
-        } else {
-            nearest_index
-        };
+        let (nearest_index, distance) = scan
+            .nearest(&model.histograms, &query)
+            .unwrap_or((0, f64::INFINITY));
         let nearest_label = model.labels.get(nearest_index).copied().unwrap_or(-1);
         Ok(Prediction {
             label: (distance < self.common.threshold).then_some(nearest_label),

@@ -1,148 +1,141 @@
-//! The training histograms of an LBPH model, stored bin-major and sparse, and
-//! the exact chi-square scan of a query against all of them.
+//! The training histograms of an LBPH model, stored twice as integer bin
+//! counts:
 //!
-//! OpenCV sums the chi-square terms of one (training, query) pair in two f64
-//! accumulators, even and odd bins, each in increasing bin order. The scan
-//! here keeps exactly that order per pair, but walks the bins once for *all*
-//! training samples of a block: for bin k it adds the term of every sample
-//! to that sample's even or odd accumulator. This turns one long dependent
-//! chain of additions per pair into many independent ones (no latency
-//! stall, vectorisable), and lets the scan skip work:
-//!
-//! - where the query bin is zero, only the training samples whose bin is
-//!   non-zero are visited (a bin where both are zero contributes nothing in
-//!   OpenCV either, so skipping it changes no bit);
-//! - where the query bin is non-zero, every sample gets a term: the one for a
-//!   zero training count is filled in for all, then overwritten for the
-//!   samples with a non-zero count, then added.
-//!
-//! Each block holds, for every bin, the list of (sample, count) pairs of its
-//! samples with a non-zero count (compressed sparse columns). Blocks are
-//! independent, so prediction can run them in parallel.
-
-use rayon::prelude::*;
+//! - per sample, as sparse rows ((bin, count) pairs, bins increasing): what
+//!   the exact distance of one sample and the model file need;
+//! - per bin, over blocks of samples: for bin k either the list of
+//!   (sample, count) of every sample whose count is non-zero (compressed
+//!   sparse columns), or, when at least half the samples are non-zero, a
+//!   dense row of one byte per sample (cheaper to scan in full than entry
+//!   by entry). The prediction scan ([`crate::lbph_scan`]) only visits the
+//!   bins where the query is non-zero.
 
 /// A sparse histogram: (bin, count) pairs, bins increasing, counts non-zero.
 pub(crate) type SparseHistogram = Vec<(u32, u16)>;
 
-/// Training samples per block (block-local sample numbers fit in u16).
-const BLOCK_LEN: usize = 128;
+/// Blocks of fewer samples keep no dense rows.
+const MIN_DENSE_LEN: usize = 8;
 
+/// Samples per block: block-local sample numbers fit in 16 bits, next to a
+/// 16-bit count in one `u32` entry (small in unit tests, to exercise several
+/// blocks).
+const BLOCK_LEN: usize = if cfg!(test) { 16 } else { 1 << 16 };
+
+/// The compressed sparse columns of up to [`BLOCK_LEN`] consecutive samples.
 #[derive(Clone, Debug)]
-struct Block {
+pub(crate) struct Block {
+    /// Index of the block's first sample in the model.
+    first: usize,
     /// Number of samples in the block.
     len: usize,
-    /// entries[offsets[k]..offsets[k + 1]] are the non-zero entries of bin k.
-    offsets: Vec<u32>,
-    /// (block-local sample, count), by bin then sample.
-    entries: Vec<(u16, u16)>,
+    /// `entries[offsets[k]..offsets[k + 1]]` are the non-zero entries of bin
+    /// k, for the bins without a dense row.
+    offsets: Vec<usize>,
+    /// `(block-local sample << 16) | count`, by bin then sample.
+    entries: Vec<u32>,
+    /// Per bin: 1 + its row in `dense`, or 0 when the bin has no dense row.
+    dense_rows: Vec<u32>,
+    /// Dense rows of `len` counts (one per sample, zeros included) for the
+    /// bins where at least half the samples are non-zero and every count
+    /// fits in a byte.
+    dense: Vec<u8>,
 }
 
 impl Block {
-    fn build(bins: usize, samples: &[SparseHistogram]) -> Block {
-        let mut offsets = vec![0u32; bins + 1];
+    fn build(bins: usize, first: usize, samples: &[SparseHistogram]) -> Block {
+        let len = samples.len();
+        let mut non_zero = vec![0usize; bins];
+        let mut largest = vec![0u16; bins];
         for h in samples {
-            for &(bin, _) in h {
-                offsets[bin as usize + 1] += 1;
+            for &(bin, count) in h {
+                non_zero[bin as usize] += 1;
+                largest[bin as usize] = largest[bin as usize].max(count);
             }
         }
+        // Each bin goes either to a dense row or to the sparse entries.
+        let mut dense_rows = vec![0u32; bins];
+        let mut rows = 0;
+        let mut offsets = vec![0usize; bins + 1];
         for k in 0..bins {
-            offsets[k + 1] += offsets[k];
+            let is_dense =
+                len >= MIN_DENSE_LEN && 2 * non_zero[k] >= len && largest[k] <= u16::from(u8::MAX);
+            if is_dense {
+                rows += 1;
+                dense_rows[k] = rows;
+                offsets[k + 1] = offsets[k];
+            } else {
+                offsets[k + 1] = offsets[k] + non_zero[k];
+            }
         }
-        let mut cursor: Vec<u32> = offsets[..bins].to_vec();
-        let mut entries = vec![(0u16, 0u16); offsets[bins] as usize];
+        let mut dense = vec![0u8; rows as usize * len];
+        let mut cursor: Vec<usize> = offsets[..bins].to_vec();
+        let mut entries = vec![0u32; offsets[bins]];
         for (s, h) in samples.iter().enumerate() {
             for &(bin, count) in h {
-                let slot = &mut cursor[bin as usize];
-                entries[*slot as usize] = (s as u16, count);
-                *slot += 1;
+                let k = bin as usize;
+                match dense_rows[k].checked_sub(1) {
+                    Some(row) => dense[row as usize * len + s] = count as u8,
+                    None => {
+                        entries[cursor[k]] = ((s as u32) << 16) | u32::from(count);
+                        cursor[k] += 1;
+                    }
+                }
             }
         }
         Block {
-            len: samples.len(),
+            first,
+            len,
             offsets,
             entries,
+            dense_rows,
+            dense,
         }
     }
 
-    fn sample_histograms(&self) -> Vec<SparseHistogram> {
-        let mut out = vec![Vec::new(); self.len];
-        for (bin, range) in self.offsets.windows(2).enumerate() {
-            for &(s, count) in &self.entries[range[0] as usize..range[1] as usize] {
-                out[usize::from(s)].push((bin as u32, count));
-            }
-        }
-        out
+    /// Index of the block's first sample in the model.
+    pub fn first(&self) -> usize {
+        self.first
     }
 
-    /// Chi-square distances of the query to this block's samples, with the
-    /// terms read from a table column per query count: `columns[cb * stride
-    /// + ca]` is the term for training count ca and query count cb.
-    fn distances_table(&self, query: &[u16], columns: &[f64], stride: usize, out: &mut [f64]) {
-        let n = self.len.min(BLOCK_LEN);
-        let mut even = [0.0f64; BLOCK_LEN];
-        let mut odd = [0.0f64; BLOCK_LEN];
-        let mut terms = [0.0f64; BLOCK_LEN];
-        let last = stride - 1;
-        let column = |cb: u16| &columns[usize::from(cb).min(last) * stride..][..stride];
-        let zero_column = column(0);
-        for (k, (&cb, range)) in query.iter().zip(self.offsets.windows(2)).enumerate() {
-            let acc = if k % 2 == 0 { &mut even } else { &mut odd };
-            let entries = &self.entries[range[0] as usize..range[1] as usize];
-            if cb == 0 {
-                for &(s, ca) in entries {
-                    acc[usize::from(s) % BLOCK_LEN] += zero_column[usize::from(ca).min(last)];
-                }
-            } else {
-                let col = column(cb);
-                terms[..n].fill(col[0]);
-                for &(s, ca) in entries {
-                    terms[usize::from(s) % BLOCK_LEN] = col[usize::from(ca).min(last)];
-                }
-                for (a, t) in acc[..n].iter_mut().zip(&terms[..n]) {
-                    *a += *t;
-                }
-            }
-        }
-        for ((d, e), o) in out.iter_mut().zip(&even[..n]).zip(&odd[..n]) {
-            *d = 2.0 * (e + o);
-        }
+    /// Number of samples in the block.
+    pub fn len(&self) -> usize {
+        self.len
     }
 
-    /// Chi-square distances of the query to this block's samples.
-    fn distances(&self, query: &[u16], term: &(impl Fn(u16, u16) -> f64 + Sync), out: &mut [f64]) {
-        let n = self.len;
-        let mut even = vec![0.0f64; n];
-        let mut odd = vec![0.0f64; n];
-        let mut terms = vec![0.0f64; n];
-        for (k, (&cb, range)) in query.iter().zip(self.offsets.windows(2)).enumerate() {
-            let acc = if k % 2 == 0 { &mut even } else { &mut odd };
-            let entries = &self.entries[range[0] as usize..range[1] as usize];
-            if cb == 0 {
-                for &(s, ca) in entries {
-                    acc[usize::from(s)] += term(ca, 0);
-                }
-            } else {
-                terms.fill(term(0, cb));
-                for &(s, ca) in entries {
-                    terms[usize::from(s)] = term(ca, cb);
-                }
-                for (a, t) in acc.iter_mut().zip(&terms) {
-                    *a += *t;
-                }
-            }
-        }
-        for ((d, e), o) in out.iter_mut().zip(&even).zip(&odd) {
-            *d = 2.0 * (e + o);
-        }
+    /// The packed entries of bin k (see [`entry_sample`], [`entry_count`]);
+    /// empty when the bin has a [`Block::dense_row`].
+    #[inline]
+    pub fn column(&self, k: usize) -> &[u32] {
+        &self.entries[self.offsets[k]..self.offsets[k + 1]]
+    }
+
+    /// The counts of bin k for every sample of the block (zeros included),
+    /// if the bin is dense (at least half the samples non-zero, counts
+    /// below 256): cheaper to scan in full than entry by entry.
+    #[inline]
+    pub fn dense_row(&self, k: usize) -> Option<&[u8]> {
+        let row = (*self.dense_rows.get(k)? as usize).checked_sub(1)?;
+        self.dense.get(row * self.len..(row + 1) * self.len)
     }
 }
 
-/// All training histograms of a model, in blocks of [`BLOCK_LEN`] samples.
+/// Block-local sample number of a packed column entry.
+#[inline]
+pub(crate) fn entry_sample(entry: u32) -> usize {
+    (entry >> 16) as usize
+}
+
+/// Bin count of a packed column entry.
+#[inline]
+pub(crate) fn entry_count(entry: u32) -> usize {
+    (entry & 0xffff) as usize
+}
+
+/// All training histograms of a model.
 #[derive(Clone, Debug)]
 pub(crate) struct HistogramIndex {
     bins: usize,
-    len: usize,
+    samples: Vec<SparseHistogram>,
     blocks: Vec<Block>,
 }
 
@@ -151,80 +144,116 @@ impl HistogramIndex {
     pub fn new(bins: usize) -> Self {
         HistogramIndex {
             bins,
-            len: 0,
+            samples: Vec::new(),
             blocks: Vec::new(),
         }
     }
 
-    /// Appends samples (in order) after the existing ones.
-    pub fn push(&mut self, mut samples: Vec<SparseHistogram>) {
-        if let Some(last) = self.blocks.last()
-            && last.len < BLOCK_LEN
-        {
-            let mut merged = last.sample_histograms();
-            let take = (BLOCK_LEN - last.len).min(samples.len());
-            merged.extend(samples.drain(..take));
-            self.len += take;
-            let rebuilt = Block::build(self.bins, &merged);
-            if let Some(slot) = self.blocks.last_mut() {
-                *slot = rebuilt;
-            }
+    /// Appends samples (in order) after the existing ones; every bin must be
+    /// below the histogram length.
+    pub fn push(&mut self, samples: Vec<SparseHistogram>) {
+        // A partly filled last block is rebuilt with the new samples.
+        if self.blocks.last().is_some_and(|b| b.len < BLOCK_LEN) {
+            self.blocks.pop();
         }
-        for chunk in samples.chunks(BLOCK_LEN) {
-            self.blocks.push(Block::build(self.bins, chunk));
-            self.len += chunk.len();
+        self.samples.extend(samples);
+        let mut first = self.blocks.len() * BLOCK_LEN;
+        while first < self.samples.len() {
+            let end = (first + BLOCK_LEN).min(self.samples.len());
+            self.blocks
+                .push(Block::build(self.bins, first, &self.samples[first..end]));
+            first = end;
         }
     }
 
+    /// Histogram length (bins per sample).
+    pub fn bins(&self) -> usize {
+        self.bins
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
     /// Every sample's sparse histogram, in sample order.
-    pub fn sample_histograms(&self) -> Vec<SparseHistogram> {
-        self.blocks
-            .iter()
-            .flat_map(|b| b.sample_histograms())
-            .collect()
+    pub fn samples(&self) -> &[SparseHistogram] {
+        &self.samples
+    }
+
+    /// The column blocks, in sample order.
+    pub fn blocks(&self) -> &[Block] {
+        &self.blocks
     }
 
     /// Largest count stored (0 when empty).
     pub fn max_count(&self) -> u16 {
-        self.blocks
+        self.samples
             .iter()
-            .flat_map(|b| b.entries.iter().map(|e| e.1))
+            .flat_map(|h| h.iter().map(|e| e.1))
             .max()
             .unwrap_or(0)
     }
+}
 
-    /// Like [`HistogramIndex::distances`] with the terms read from a table:
-    /// `columns[cb * stride + ca]` is the term for training count ca and
-    /// query count cb; every count must be below `stride`.
-    pub fn distances_table(&self, query: &[u16], columns: &[f64], stride: usize) -> Vec<f64> {
-        let mut out = vec![0.0; self.len];
-        let parallel = rayon::current_num_threads() > 1 && self.blocks.len() > 1;
-        if parallel {
-            out.par_chunks_mut(BLOCK_LEN)
-                .zip(self.blocks.par_iter())
-                .for_each(|(chunk, block)| block.distances_table(query, columns, stride, chunk));
-        } else {
-            for (chunk, block) in out.chunks_mut(BLOCK_LEN).zip(&self.blocks) {
-                block.distances_table(query, columns, stride, chunk);
-            }
-        }
-        out
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dense_rows_hold_every_sample_of_bins_at_least_half_full() {
+        let samples: Vec<SparseHistogram> = (0..10u16)
+            .map(|s| {
+                let mut h = vec![(0, 1 + s)];
+                if s % 2 == 0 {
+                    h.push((1, 300 + s));
+                }
+                if s < 4 {
+                    h.push((2, 9));
+                }
+                if s % 2 == 1 {
+                    h.push((3, 2));
+                }
+                h
+            })
+            .collect();
+        let block = Block::build(4, 0, &samples);
+        let want0: Vec<u8> = (1..=10).collect();
+        assert_eq!(block.dense_row(0), Some(&want0[..]));
+        // Half full, but counts above 255.
+        assert_eq!(block.dense_row(1), None);
+        // Less than half full.
+        assert_eq!(block.dense_row(2), None);
+        assert_eq!(
+            block.dense_row(3),
+            Some(&[0, 2, 0, 2, 0, 2, 0, 2, 0, 2][..])
+        );
+        assert_eq!(block.column(3), &[]);
+        assert_eq!(block.column(2).len(), 4);
     }
 
-    /// Chi-square distance of the dense `query` counts to every sample, in
-    /// OpenCV's arithmetic; `term(train_count, query_count)` gives one term.
-    pub fn distances(&self, query: &[u16], term: impl Fn(u16, u16) -> f64 + Sync) -> Vec<f64> {
-        let mut out = vec![0.0; self.len];
-        let parallel = rayon::current_num_threads() > 1 && self.blocks.len() > 1;
-        if parallel {
-            out.par_chunks_mut(BLOCK_LEN)
-                .zip(self.blocks.par_iter())
-                .for_each(|(chunk, block)| block.distances(query, &term, chunk));
-        } else {
-            for (chunk, block) in out.chunks_mut(BLOCK_LEN).zip(&self.blocks) {
-                block.distances(query, &term, chunk);
-            }
-        }
-        out
+    #[test]
+    fn columns_list_every_non_zero_entry_by_bin() {
+        let mut index = HistogramIndex::new(4);
+        index.push(vec![vec![(0, 3), (2, 1)], vec![(2, 5)]]);
+        index.push(vec![vec![(1, 2), (2, 7)]]);
+        assert_eq!(index.len(), 3);
+        assert_eq!(index.blocks().len(), 1);
+        let block = &index.blocks()[0];
+        let column = |k| -> Vec<(usize, usize)> {
+            block
+                .column(k)
+                .iter()
+                .map(|&e| (entry_sample(e), entry_count(e)))
+                .collect()
+        };
+        assert_eq!(column(0), vec![(0, 3)]);
+        assert_eq!(column(1), vec![(2, 2)]);
+        assert_eq!(column(2), vec![(0, 1), (1, 5), (2, 7)]);
+        assert_eq!(column(3), vec![]);
+        assert_eq!(index.max_count(), 7);
+        // Too few samples for dense rows.
+        assert_eq!(block.dense_row(2), None);
+        assert_eq!(index.samples()[2], vec![(1, 2), (2, 7)]);
     }
 }

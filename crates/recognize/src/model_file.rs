@@ -40,6 +40,7 @@ use thiserror::Error;
 
 use crate::lbph::LbphModel;
 use crate::lbph_index::HistogramIndex;
+use crate::panel_matrix::PanelMatrix;
 use crate::subspace::{Common, GramProjector, Projector, SubspaceModel};
 use crate::{Algorithm, EigenFaces, FisherFaces, Label, Lbph, LbphParams, Recognizer};
 
@@ -199,9 +200,8 @@ pub(crate) fn write_subspace(
         Projector::Dense(basis) => {
             w.buf.push(0);
             for c in 0..k {
-                let col = basis.col(c);
                 for i in 0..d {
-                    w.f64(col[i]);
+                    w.f64(basis.get(i, c));
                 }
             }
         }
@@ -215,10 +215,9 @@ pub(crate) fn write_subspace(
                     w.f64(col[i]);
                 }
             }
-            for c in 0..g.tail.ncols() {
-                let col = g.tail.col(c);
+            for c in 0..g.tail.cols() {
                 for i in 0..d {
-                    w.f64(col[i]);
+                    w.f64(g.tail.get(i, c));
                 }
             }
         }
@@ -237,10 +236,10 @@ pub(crate) fn write_lbph(params: &LbphParams, common: &Common, model: &LbphModel
     w.u32(params.grid_x);
     w.u32(params.grid_y);
     w.len32(params.histogram_len());
-    for h in model.histograms.sample_histograms() {
+    for h in model.histograms.samples() {
         w.len32(h.len());
         let mut next = 0usize;
-        for (k, c) in h {
+        for &(k, c) in h {
             let k = k as usize;
             w.varint((k - next + 1) as u32);
             w.varint(u32::from(c));
@@ -394,7 +393,7 @@ fn read_subspace(r: &mut Reader<'_>) -> Result<(usize, Common, SubspaceModel), M
                 return Err(invalid("projection matrix does not fit in the file"));
             }
             let flat = r.f64s(d * k, "projection matrix")?;
-            Projector::Dense(Mat::from_fn(d, k, |i, j| flat[j * d + i]))
+            Projector::Dense(PanelMatrix::from_fn(d, k, |i, j| flat[j * d + i]))
         }
         1 => {
             let k1 = r.u32("Gram components")? as usize;
@@ -410,7 +409,7 @@ fn read_subspace(r: &mut Reader<'_>) -> Result<(usize, Common, SubspaceModel), M
             let flat = r.f64s(n * k1, "projection coefficients")?;
             let coeffs = Mat::from_fn(n, k1, |i, j| flat[j * n + i]);
             let flat = r.f64s(d * tail, "projection columns")?;
-            let tail = Mat::from_fn(d, tail, |i, j| flat[j * d + i]);
+            let tail = PanelMatrix::from_fn(d, tail, |i, j| flat[j * d + i]);
             Projector::Gram(GramProjector::new(pixels, d, &mean, coeffs, tail))
         }
         other => return Err(invalid(format!("unknown projector kind {other}"))),

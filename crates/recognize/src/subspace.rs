@@ -10,15 +10,17 @@
 //! (N x D bytes) and C, and projects with
 //! q = C^T g, g_j = (x - mu).(x_j - mu) = x.x_j - x.mu - mu.x_j + mu.mu,
 //! where x.x_j is an exact integer dot product: a tenth of the memory
-//! traffic, and the same projection to about 1e-13 relative.
+//! traffic, and the same projection to about 1e-13 relative. Otherwise
+//! (Fisherfaces, Eigenfaces with few components) W is kept in column panels
+//! streamed by a tight kernel ([`crate::panel_matrix`]).
 
 use std::collections::BTreeMap;
 
-use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat, Par};
+use faer::Mat;
 use ocellus_imaging::Image;
 use rayon::prelude::*;
 
+use crate::panel_matrix::PanelMatrix;
 use crate::samples::check_face;
 use crate::{Label, Prediction, RecognizeError};
 
@@ -44,8 +46,8 @@ pub(crate) struct SubspaceModel {
 /// The projection (x - mu) W, explicit or through the training samples.
 #[derive(Clone, Debug)]
 pub(crate) enum Projector {
-    /// W itself, D x K (each component a contiguous column).
-    Dense(Mat<f64>),
+    /// W itself, D x K, laid out for the product.
+    Dense(PanelMatrix),
     /// W = A^T C, kept as the training pixels and C (see the module docs).
     Gram(GramProjector),
 }
@@ -61,7 +63,7 @@ pub(crate) struct GramProjector {
     /// C, N x K1 (the leading K1 components).
     pub coeffs: Mat<f64>,
     /// The last K - K1 columns of W, D x (K - K1).
-    pub tail: Mat<f64>,
+    pub tail: PanelMatrix,
     /// mu . x_j for every training sample.
     pub mean_dot: Vec<f64>,
     /// mu . mu.
@@ -92,7 +94,13 @@ fn dot_f64_u8(a: &[f64], b: &[u8]) -> f64 {
 impl GramProjector {
     /// Builds the projector from the training faces (N x D pixels), the mean
     /// and C.
-    pub fn new(pixels: Vec<u8>, d: usize, mean: &[f64], coeffs: Mat<f64>, tail: Mat<f64>) -> Self {
+    pub fn new(
+        pixels: Vec<u8>,
+        d: usize,
+        mean: &[f64],
+        coeffs: Mat<f64>,
+        tail: PanelMatrix,
+    ) -> Self {
         let mean_dot = pixels
             .chunks_exact(d.max(1))
             .map(|x| dot_f64_u8(mean, x))
@@ -126,35 +134,19 @@ impl GramProjector {
                 sum
             })
             .collect();
-        if self.tail.ncols() > 0 {
-            q.extend(dense_project(&self.tail, x, mean));
+        if self.tail.cols() > 0 {
+            q.extend(self.tail.project(x, mean));
         }
         q
     }
-}
-
-/// (x - mu) W for an explicit W (D x K).
-fn dense_project(w: &Mat<f64>, pixels: &[u8], mean: &[f64]) -> Vec<f64> {
-    let centred = Mat::from_fn(1, pixels.len(), |_, j| f64::from(pixels[j]) - mean[j]);
-    let k = w.ncols();
-    let mut out = Mat::<f64>::zeros(1, k);
-    matmul(
-        out.as_mut(),
-        Accum::Replace,
-        centred.as_ref(),
-        w.as_ref(),
-        1.0,
-        Par::Seq,
-    );
-    (0..k).map(|c| out[(0, c)]).collect()
 }
 
 impl SubspaceModel {
     /// Number of kept components K.
     pub fn components(&self) -> usize {
         match &self.projector {
-            Projector::Dense(w) => w.ncols(),
-            Projector::Gram(g) => g.coeffs.ncols() + g.tail.ncols(),
+            Projector::Dense(w) => w.cols(),
+            Projector::Gram(g) => g.coeffs.ncols() + g.tail.cols(),
         }
     }
 
@@ -163,7 +155,7 @@ impl SubspaceModel {
         check_face(face, 0, (self.width, self.height))?;
         let pixels = face.as_bytes();
         Ok(match &self.projector {
-            Projector::Dense(w) => dense_project(w, pixels, &self.mean),
+            Projector::Dense(w) => w.project(pixels, &self.mean),
             Projector::Gram(g) => g.project(pixels, &self.mean),
         })
     }
@@ -190,10 +182,14 @@ impl SubspaceModel {
                     pixels.extend_from_slice(f.as_bytes());
                 }
                 let lead = Mat::from_fn(coeffs.nrows(), k1, |i, j| coeffs[(i, j)]);
-                let tail = Mat::from_fn(d, k - k1, |i, j| basis[(i, k1 + j)]);
+                let tail = PanelMatrix::from_fn(d, k - k1, |i, j| basis[(i, k1 + j)]);
                 Projector::Gram(GramProjector::new(pixels, d, mean, lead, tail))
             }
-            _ => Projector::Dense(basis),
+            _ => Projector::Dense(PanelMatrix::from_fn(
+                basis.nrows(),
+                basis.ncols(),
+                |i, j| basis[(i, j)],
+            )),
         }
     }
 
