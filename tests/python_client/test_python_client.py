@@ -14,7 +14,9 @@ import importlib.util
 import os
 import queue
 import re
+import shutil
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -64,8 +66,10 @@ class Server:
     """`ocellus serve` on a free loopback port."""
 
     def __init__(self, binary: Path, *args: str):
+        # Its own face store, not the one in the home folder.
+        self.data = tempfile.mkdtemp(prefix="ocellus-pytest-")
         self.proc = subprocess.Popen(
-            [str(binary), "serve", "--listen", "127.0.0.1:0", *args],
+            [str(binary), "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data, *args],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         lines: queue.Queue[str] = queue.Queue()
@@ -86,6 +90,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        shutil.rmtree(self.data, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
