@@ -3,6 +3,8 @@
 
     python3 examples/python_client.py --server 127.0.0.1:7070 --ops blur=5 photo.jpg -o out/
     python3 examples/python_client.py --server 127.0.0.1:7070 --status
+    python3 examples/python_client.py --server 127.0.0.1:7070 --enroll "Ada Lovelace" ada1.jpg ada2.jpg
+    python3 examples/python_client.py --server 127.0.0.1:7070 --recognize group.jpg
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 from pathlib import Path
 
 VERSION = 1
-FILTER, STATUS = 4, 5
+ENROLL, RECOGNIZE, FILTER, STATUS = 1, 2, 4, 5
 ACCEPTED, POSITION, STARTED, RESULT, ERROR, BUSY = 64, 65, 66, 67, 68, 69
 FIXED = struct.Struct(">IBBQI")  # length, version, op, request_id, header_length
 
@@ -67,17 +69,12 @@ def status(server: str) -> dict:
         return header
 
 
-def filter(server: str, path: str | Path, ops: str, fmt: str | None = None, quality: int | None = None,
-           say=print) -> tuple[dict, bytes]:
-    """Sends one image to be filtered; returns (RESULT header, image bytes)."""
-    image = Path(path).read_bytes()
-    header = {"ops": ops, "images": [len(image)]}
-    if fmt:
-        header["format"] = fmt
-    if quality:
-        header["quality"] = quality
+def request(server: str, op: int, header: dict, images: list[bytes], say=print) -> tuple[dict, bytes]:
+    """Sends one request carrying `images`; reports its queue events through
+    `say`; returns (RESULT header, payload)."""
+    header = dict(header, images=[len(i) for i in images])
     with connect(server) as sock:
-        sock.sendall(encode_frame(FILTER, 1, header, image))
+        sock.sendall(encode_frame(op, 1, header, b"".join(images)))
         job = None
         while True:
             op, request_id, h, payload = read_frame(sock)
@@ -99,6 +96,30 @@ def filter(server: str, path: str | Path, ops: str, fmt: str | None = None, qual
                 raise ServerError("busy", f"server busy ({h['queue_length']} of {h['capacity']} queued)")
 
 
+def filter(server: str, path: str | Path, ops: str, fmt: str | None = None, quality: int | None = None,
+           say=print) -> tuple[dict, bytes]:
+    """Sends one image to be filtered; returns (RESULT header, image bytes)."""
+    header = {"ops": ops}
+    if fmt:
+        header["format"] = fmt
+    if quality:
+        header["quality"] = quality
+    return request(server, FILTER, header, [Path(path).read_bytes()], say)
+
+
+def enroll(server: str, name: str, paths: list, say=print) -> dict:
+    """Enrolls `name` from photos (operation 1); returns the per-photo outcomes."""
+    header, _ = request(server, ENROLL, {"name": name}, [Path(p).read_bytes() for p in paths], say)
+    return header
+
+
+def recognize(server: str, path: str | Path, algorithm: str | None = None, say=print) -> dict:
+    """Names every face of one photo (operation 2); returns {"faces", "message"}."""
+    header = {"algorithm": algorithm} if algorithm else {}
+    result, _ = request(server, RECOGNIZE, header, [Path(path).read_bytes()], say)
+    return result["results"][0]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Ocellus protocol client (stdlib only)")
     p.add_argument("--server", default="127.0.0.1:7070", help="node address host:port")
@@ -107,11 +128,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quality", type=int, help="JPEG quality 1-100")
     p.add_argument("-o", "--out", default=".", help="output folder")
     p.add_argument("--status", action="store_true", help="print the node's status as JSON")
+    p.add_argument("--enroll", metavar="NAME", help="enroll NAME from the photos")
+    p.add_argument("--recognize", action="store_true", help="name the faces in the photos")
     p.add_argument("files", nargs="*")
     args = p.parse_args(argv)
+    quiet = lambda line: print(line, file=sys.stderr)  # noqa: E731
     if args.status:
         print(json.dumps(status(args.server)))
         return 0
+    try:
+        if args.enroll:
+            result = enroll(args.server, args.enroll, args.files, say=quiet)
+            for file, image in zip(args.files, result["images"]):
+                print(f"{file}: {'accepted' if image['accepted'] else 'rejected'}: {image['message']}")
+            return 0 if all(i["accepted"] for i in result["images"]) else 1
+        if args.recognize:
+            for file in args.files:
+                print(json.dumps({"file": file, **recognize(args.server, file, say=quiet)}))
+            return 0
+    except (ServerError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if not args.ops or not args.files:
         p.error("--ops and at least one FILE are required (or --status)")
     out = Path(args.out)
@@ -119,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for file in args.files:
         try:
-            header, image = filter(args.server, file, args.ops, args.format, args.quality,
-                                   say=lambda line: print(line, file=sys.stderr))
+            header, image = filter(args.server, file, args.ops, args.format, args.quality, say=quiet)
         except (ServerError, OSError) as e:
             print(f"error: {file}: {e}", file=sys.stderr)
             failed += 1

@@ -11,6 +11,7 @@ tests, except under CI=true where they fail.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import queue
 import re
@@ -188,3 +189,26 @@ def test_waiting_client_is_told_its_position(ocellus_bin, photos, tmp_path):
         assert image == expected.read_bytes()
     finally:
         s.stop()
+
+
+def test_face_operations_match_the_rust_client(server, ocellus_bin, photos, tmp_path):
+    """Enroll (op 1) and recognize (op 2) from Python: the answers are the
+    ones `ocellus recognize --json` gets for the same photo."""
+    people = photos.parent / "people"
+    enrolled = sorted((people / "barack_obama").iterdir())
+    train, probe = enrolled[:-1], enrolled[-1]
+    result = client.enroll(server.addr, "Barack Obama", train, say=lambda line: None)
+    assert len(result["images"]) == len(train)
+    assert all(i["accepted"] for i in result["images"]), result
+    ours = client.recognize(server.addr, probe, say=lambda line: None)
+    proc = subprocess.run([str(ocellus_bin), "recognize", "--server", server.addr, "--json", str(probe)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    rust = json.loads(proc.stdout)
+    assert ours["faces"] == rust["faces"] and ours["message"] == rust["message"]
+    assert ours["faces"], ours
+    no_face = client.recognize(server.addr, photos / "mtcnn_no-faces.jpg", say=lambda line: None)
+    assert no_face == {"faces": [], "message": "no face found"}
+    proc = subprocess.run([sys.executable, str(CLIENT_PATH), "--server", server.addr, "--enroll", "Nobody",
+                           str(photos / "mtcnn_no-faces.jpg")], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1 and "rejected: no face found" in proc.stdout, proc.stdout + proc.stderr

@@ -144,6 +144,8 @@ fn split_roles_answer_like_one_process() {
     let recognition = ServerProcess::start(&["--roles", "recognize", "--workers", "1"]);
     let rec_addr = recognition.address();
     let detection = ServerProcess::start(&["--roles", "detect", "--recognizer", &rec_addr]);
+    // A second detection node sharing the recognition node.
+    let second = ServerProcess::start(&["--roles", "detect", "--recognizer", &rec_addr]);
     let single = ServerProcess::start(&[]);
     let (split_addr, single_addr) = (detection.address(), single.address());
 
@@ -186,6 +188,11 @@ fn split_roles_answer_like_one_process() {
         let a = recognize(&split_addr, algorithm, &files);
         let b = recognize(&single_addr, algorithm, &files);
         assert_eq!(a.len(), files.len());
+        assert_eq!(
+            a,
+            recognize(&second.address(), algorithm, &files),
+            "{algorithm}: two detection nodes in front of one recognition node differ"
+        );
         for (x, y) in a.iter().zip(&b) {
             let strip = |v: &Value| {
                 let mut v = v.clone();
