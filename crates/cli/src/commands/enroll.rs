@@ -10,19 +10,13 @@ use ocellus_protocol::face::{DetectOverrides, EnrollRequest, EnrollResult, FaceB
 use ocellus_protocol::message::{from_header, to_header};
 use serde::Serialize;
 
-use super::remote::{await_result, connect, runtime};
+use super::remote::{ServerArg, await_result, connect, runtime};
 
 /// Arguments of `ocellus enroll`.
 #[derive(clap::Args)]
 pub struct EnrollArgs {
-    /// The node (host:port).
-    #[arg(
-        long,
-        env = "OCELLUS_SERVER",
-        default_value = "127.0.0.1:7070",
-        value_name = "ADDR"
-    )]
-    pub server: String,
+    #[command(flatten)]
+    pub node: ServerArg,
     /// The person's name (any non-empty text up to 128 characters).
     #[arg(long)]
     pub name: String,
@@ -76,7 +70,7 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<ExitCode> {
     });
     let quiet = args.json;
     let results = runtime()?.block_on(async {
-        let client = connect(&args.server).await?;
+        let client = connect(&args.node.server).await?;
         let mut results: Vec<EnrollResult> = Vec::new();
         for batch in batches(&photos) {
             let event = await_result(

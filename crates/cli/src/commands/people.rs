@@ -7,19 +7,13 @@ use ocellus_protocol::Op;
 use ocellus_protocol::face::{PeopleResult, RemovePersonRequest, RemovePersonResult};
 use ocellus_protocol::message::{from_header, to_header};
 
-use super::remote::{connect, runtime};
+use super::remote::{ServerArg, connect, runtime};
 
 /// Arguments of `ocellus people`.
 #[derive(clap::Args)]
 pub struct PeopleArgs {
-    /// The node (host:port).
-    #[arg(
-        long,
-        env = "OCELLUS_SERVER",
-        default_value = "127.0.0.1:7070",
-        value_name = "ADDR"
-    )]
-    pub server: String,
+    #[command(flatten)]
+    pub node: ServerArg,
     #[command(subcommand)]
     pub action: PeopleAction,
 }
@@ -43,7 +37,7 @@ pub enum PeopleAction {
 /// Runs the command.
 pub fn run(args: PeopleArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(&args.server).await?;
+        let client = connect(&args.node.server).await?;
         match args.action {
             PeopleAction::List { json } => {
                 let event = client

@@ -3,21 +3,17 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use ocellus_codec::{DecodeLimits, decode};
 use ocellus_detect::Rect;
-use ocellus_node::client::ClientError;
 use ocellus_protocol::Op;
-use ocellus_protocol::face::{
-    DetectOverrides, RecognizeRequest, RecognizeResult, RecognizedFace, RecognizedImage,
-};
-use ocellus_protocol::message::{ErrorEvent, from_header, to_header};
+use ocellus_protocol::face::{DetectOverrides, RecognizeRequest, RecognizedFace, RecognizedImage};
+use ocellus_protocol::message::to_header;
 use serde::Serialize;
 
 use super::detect::{GREEN, write_annotated};
-use super::remote::{await_result, connect, per_file, runtime};
+use super::remote::{ServerArg, each_file, image_error};
 
 /// Box colour of a face that was not identified.
 const RED: [u8; 3] = [255, 0, 0];
@@ -25,14 +21,8 @@ const RED: [u8; 3] = [255, 0, 0];
 /// Arguments of `ocellus recognize`.
 #[derive(clap::Args)]
 pub struct RecognizeArgs {
-    /// The node (host:port).
-    #[arg(
-        long,
-        env = "OCELLUS_SERVER",
-        default_value = "127.0.0.1:7070",
-        value_name = "ADDR"
-    )]
-    pub server: String,
+    #[command(flatten)]
+    pub node: ServerArg,
     /// eigen, fisher or lbph (default: the node's, see docs/recognition.md).
     #[arg(long, value_parser = ["eigen", "fisher", "lbph"])]
     pub algorithm: Option<String>,
@@ -68,62 +58,24 @@ pub fn run(args: RecognizeArgs) -> anyhow::Result<ExitCode> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create folder {}", dir.display()))?;
     }
-    let single = args.files.len() == 1 && !args.json;
-    let failed = runtime()?.block_on(async {
-        let client = Arc::new(connect(&args.server).await?);
-        let mut index = 0;
-        let failed = per_file(
-            &args.files,
-            4,
-            |file| {
-                let (client, header) = (client.clone(), header.clone());
-                async move {
-                    let bytes = tokio::fs::read(&file).await.context("cannot read file")?;
-                    let event = await_result(
-                        || {
-                            client.request_images(
-                                Op::Recognize,
-                                header.clone(),
-                                std::slice::from_ref(&bytes),
-                            )
-                        },
-                        &|line| {
-                            if single {
-                                eprintln!("{line}")
-                            }
-                        },
-                    )
-                    .await?;
-                    let mut result: RecognizeResult =
-                        from_header(&event.header).context("unexpected answer from the node")?;
-                    let found = result
-                        .results
-                        .pop()
-                        .context("the node answered for no image")?;
-                    Ok((found, bytes))
-                }
-            },
-            |file, outcome| {
-                index += 1;
-                let shown =
-                    outcome.and_then(|(found, bytes)| show(index, file, found, &bytes, &args));
-                match shown {
-                    Ok(()) => true,
-                    Err(e) => {
-                        eprintln!("error: {}: {e:#}", file.display());
-                        false
-                    }
-                }
-            },
-        )
-        .await;
-        anyhow::Ok(failed)
-    })?;
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
+    // Queue news only for a single file in human mode.
+    let progress: fn(String) = if args.files.len() == 1 && !args.json {
+        |line| eprintln!("{line}")
     } else {
-        ExitCode::FAILURE
-    })
+        |_| {}
+    };
+    let mut index = 0;
+    each_file(
+        &args.node.server,
+        &args.files,
+        Op::Recognize,
+        header,
+        progress,
+        |file, found, bytes| {
+            index += 1;
+            show(index, file, found, bytes, &args)
+        },
+    )
 }
 
 fn show(
@@ -134,11 +86,7 @@ fn show(
     args: &RecognizeArgs,
 ) -> anyhow::Result<()> {
     if let Some(code) = found.error {
-        return Err(ClientError::Server(ErrorEvent {
-            code,
-            message: found.message,
-        })
-        .into());
+        return Err(image_error(code, found.message));
     }
     let shown = file.display().to_string();
     if args.json {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use ocellus_node::client::{Client, ClientError, Event, Request};
 use ocellus_protocol::Op;
-use ocellus_protocol::message::{Accepted, Busy, Position, from_header};
+use ocellus_protocol::message::{Accepted, Busy, ErrorEvent, Position, from_header};
 
 /// How often a BUSY answer is retried before the request counts as failed.
 const BUSY_RETRIES: u32 = 30;
@@ -137,4 +137,87 @@ where
         failed += usize::from(!report(file, outcome));
     }
     failed
+}
+
+/// The `--server` option of the client commands.
+#[derive(clap::Args)]
+pub struct ServerArg {
+    /// The node (host:port).
+    #[arg(
+        long,
+        env = "OCELLUS_SERVER",
+        default_value = "127.0.0.1:7070",
+        value_name = "ADDR"
+    )]
+    pub server: String,
+}
+
+/// A RESULT that answers per image (DETECT, RECOGNIZE).
+#[derive(serde::Deserialize)]
+struct PerImage<T> {
+    results: Vec<T>,
+}
+
+/// Sends every file to the node at `addr` as its own one-image `op`
+/// request (a few at once), and hands each file's answer, with its bytes,
+/// to `show` in the files' order; an error from the request or from `show`
+/// is printed and counts as a failure. `progress` gets the queue news.
+/// Returns the exit code: failure if any file failed.
+pub(crate) fn each_file<T, S>(
+    addr: &str,
+    files: &[std::path::PathBuf],
+    op: Op,
+    header: serde_json::Map<String, serde_json::Value>,
+    progress: fn(String),
+    mut show: S,
+) -> anyhow::Result<std::process::ExitCode>
+where
+    T: serde::de::DeserializeOwned + Send + 'static,
+    S: FnMut(&std::path::Path, T, &[u8]) -> anyhow::Result<()>,
+{
+    let failed = runtime()?.block_on(async {
+        let client = std::sync::Arc::new(connect(addr).await?);
+        let failed = per_file(
+            files,
+            4,
+            |file| {
+                let (client, header) = (client.clone(), header.clone());
+                async move {
+                    let bytes = tokio::fs::read(&file).await.context("cannot read file")?;
+                    let event = await_result(
+                        || client.request_images(op, header.clone(), std::slice::from_ref(&bytes)),
+                        &progress,
+                    )
+                    .await?;
+                    let mut answer: PerImage<T> =
+                        from_header(&event.header).context("unexpected answer from the node")?;
+                    let found = answer
+                        .results
+                        .pop()
+                        .context("the node answered for no image")?;
+                    Ok((found, bytes))
+                }
+            },
+            |file, outcome| match outcome.and_then(|(found, bytes)| show(file, found, &bytes)) {
+                Ok(()) => true,
+                Err(e) => {
+                    eprintln!("error: {}: {e:#}", file.display());
+                    false
+                }
+            },
+        )
+        .await;
+        anyhow::Ok(failed)
+    })?;
+    Ok(if failed == 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}
+
+/// The error of an image the node could not process (its `error` code and
+/// message), as the server's ERROR would read.
+pub(crate) fn image_error(code: String, message: String) -> anyhow::Error {
+    ClientError::Server(ErrorEvent { code, message }).into()
 }

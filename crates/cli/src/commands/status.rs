@@ -2,20 +2,13 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
-use ocellus_node::client::Client;
+use super::remote::{ServerArg, connect, runtime};
 
 /// Arguments of `ocellus status`.
 #[derive(clap::Args)]
 pub struct StatusArgs {
-    /// The node (host:port).
-    #[arg(
-        long,
-        env = "OCELLUS_SERVER",
-        default_value = "127.0.0.1:7070",
-        value_name = "ADDR"
-    )]
-    pub server: String,
+    #[command(flatten)]
+    pub node: ServerArg,
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -23,13 +16,9 @@ pub struct StatusArgs {
 
 /// Runs the command.
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let report = runtime.block_on(async {
-        let client = Client::connect(&args.server).await?;
-        client.status().await
+    let report = runtime()?.block_on(async {
+        let client = connect(&args.node.server).await?;
+        anyhow::Ok(client.status().await?)
     })?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
