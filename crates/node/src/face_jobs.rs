@@ -107,7 +107,7 @@ pub(crate) fn enroll(
     largest_face: bool,
     params: &DetectParams,
 ) -> Result<Output, ErrorEvent> {
-    ocellus_store::validate_name(name).map_err(|e| error("bad_name", e.to_string()))?;
+    // The name was checked when the request arrived (connection.rs).
     let settings = detection(ctx)?;
     let link = link(ctx)?;
     let mut outcomes = Vec::new();

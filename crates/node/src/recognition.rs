@@ -108,10 +108,6 @@ fn label_of(person: i64) -> Result<Label, ErrorEvent> {
     Label::try_from(person).map_err(|_| error("internal", format!("person id {person} overflows")))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl RecognitionService {
     /// Opens the store in `data_dir` (created if missing), loads the models
     /// that match it, and starts the trainer for the others.
@@ -224,12 +220,7 @@ impl RecognitionService {
             let mut store = lock(&self.store);
             let (person, outcomes) = store.add_faces(name, &new_faces).map_err(store_error)?;
             let generation = store.generation().map_err(store_error)?;
-            let faces = store
-                .people()
-                .map_err(store_error)?
-                .into_iter()
-                .find(|p| p.id == person)
-                .map_or(0, |p| p.faces);
+            let faces = store.face_count(person).map_err(store_error)?;
             (person, outcomes, generation, faces)
         };
         let label = label_of(person)?;
@@ -284,7 +275,7 @@ impl RecognitionService {
             .iter()
             .map(|c| self.prepare(c))
             .collect::<Result<_, _>>()?;
-        let names = self.names.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let names = self.names.read().unwrap_or_else(|p| p.into_inner());
         let answer = |model: &dyn Recognizer, generation: u64| {
             prepared
                 .iter()
@@ -663,7 +654,7 @@ impl RecognitionService {
 
 /// Hex of a photo hash, as the protocol carries it.
 pub(crate) fn hash_hex(hash: &[u8; 32]) -> String {
-    hex(hash)
+    hash.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -52,6 +52,17 @@ impl Store {
         .collect()
     }
 
+    /// How many faces the person `id` has (0 for an unknown id).
+    pub fn face_count(&self, id: PersonId) -> Result<u64, StoreError> {
+        let faces: i64 = self.connection.query_row(
+            "SELECT count(*) FROM faces WHERE person_id = ?1",
+            [id],
+            |row| row.get(0),
+        )?;
+        u64::try_from(faces)
+            .map_err(|_| StoreError::Corrupt(format!("negative face count {faces}")))
+    }
+
     /// The id of the person called exactly `name`, if enrolled.
     /// An invalid name is reported as [`StoreError::BadName`].
     pub fn person_id(&self, name: &str) -> Result<Option<PersonId>, StoreError> {
