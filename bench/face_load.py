@@ -76,6 +76,11 @@ OUT = REPO / "bench" / "out"
 _spec = importlib.util.spec_from_file_location("python_client", REPO / "examples" / "python_client.py")
 proto = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(proto)
+# The filter load benchmark's process and statistics helpers.
+_spec = importlib.util.spec_from_file_location("load", REPO / "bench" / "load.py")
+load = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(load)
+stop, percentile = load.stop, load.percentile
 
 ENROLL, RECOGNIZE = 1, 2
 
@@ -154,16 +159,6 @@ def start(cmd: list[str], log: Path) -> tuple[subprocess.Popen, str]:
     except BaseException:
         stop(proc)
         raise
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -498,11 +493,6 @@ class OpenCv:
 
 
 # ------------------------------------------------------------------ comparison
-
-
-def percentile(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
 
 
 def box(face: dict) -> tuple[int, int, int, int]:

@@ -102,7 +102,8 @@ def start(cmd: list[str]) -> tuple[subprocess.Popen, str]:
 
 
 def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
+    if proc.poll() is None:
+        proc.terminate()
     try:
         proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
