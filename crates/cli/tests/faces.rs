@@ -640,3 +640,44 @@ fn bad_face_requests_get_clear_errors_and_the_node_goes_on() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn a_peer_without_the_face_roles_routes_them_to_the_recognition_node() {
+    let data = ocellus_testdata::require_data!();
+    let people: BTreeMap<String, Vec<PathBuf>> = people_photos(&data).into_iter().take(3).collect();
+    let faces = ServerProcess::start(&["--gossip-interval", "100"]);
+    let front = ServerProcess::start(&[
+        "--roles",
+        "filter",
+        "--gossip-interval",
+        "100",
+        "--join",
+        &faces.address(),
+    ]);
+    let faces_id = faces.status()["node_id"].clone();
+    let joined = wait_until(PATIENCE, || {
+        front.status()["peers"].as_array().is_some_and(|p| {
+            p.iter()
+                .any(|p| p["node_id"] == faces_id && p["alive"] == true)
+        })
+    });
+    assert!(joined, "{:#?}", front.status());
+
+    // Enrolled through the filter-only node, stored on the face node.
+    let reports = enroll_all(&front.address(), &people);
+    assert_eq!(reports.len(), 3);
+    let listed = |addr: &str| stdout(&ocellus(&["people", "--server", addr, "list", "--json"]));
+    assert_eq!(listed(&front.address()), listed(&faces.address()));
+    assert!(listed(&faces.address()).contains(people.keys().next().expect("a person")));
+    let truth = held_out(&people);
+    let files: Vec<PathBuf> = truth.iter().map(|(_, f)| f.clone()).collect();
+    assert_eq!(
+        recognize(&front.address(), "lbph", &files),
+        recognize(&faces.address(), "lbph", &files)
+    );
+    assert_eq!(
+        front.status()["jobs_done"],
+        0,
+        "the filter node ran no face job"
+    );
+}

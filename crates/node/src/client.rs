@@ -184,6 +184,11 @@ impl Client {
         Ok(Request { id, events: rx })
     }
 
+    /// Whether the connection has closed (new requests would fail).
+    pub fn is_closed(&self) -> bool {
+        lock(&self.routes).is_none()
+    }
+
     /// Asks the node for its STATUS.
     pub async fn status(&self) -> Result<StatusReport, ClientError> {
         let event = self

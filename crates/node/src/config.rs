@@ -9,6 +9,7 @@ use ocellus_protocol::FrameLimits;
 use ocellus_recognize::Algorithm;
 
 use crate::faces::DetectionSettings;
+use crate::mesh::MeshSettings;
 
 /// What a node does. `ocellus serve` runs every role by default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +114,8 @@ pub struct NodeConfig {
     pub recognizer_addr: Option<String>,
     /// The algorithm RECOGNIZE uses when a request names none.
     pub default_algorithm: Algorithm,
+    /// Peer-to-peer mesh membership; `None`: a standalone node.
+    pub mesh: Option<MeshSettings>,
 }
 
 impl Default for NodeConfig {
@@ -137,6 +140,7 @@ impl Default for NodeConfig {
             detection: None,
             recognizer_addr: None,
             default_algorithm: Algorithm::Lbph,
+            mesh: None,
         }
     }
 }

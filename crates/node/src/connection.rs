@@ -26,6 +26,7 @@ use ocellus_protocol::face::{
 };
 use ocellus_protocol::message::{Busy, ErrorEvent, FilterRequest, Started, from_header, to_header};
 use ocellus_protocol::{Decoded, Frame, Op, PROTOCOL_VERSION, decode_frame};
+use serde_json::{Map, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -34,6 +35,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::{debug, warn};
 
 use crate::faces::{RecognizerLink, parse_algorithm, parse_hash};
+use crate::forward;
 use crate::job::{Images, Work, error};
 use crate::queue::{JobSink, Progress, Rejected};
 use crate::server::Shared;
@@ -42,6 +44,9 @@ use crate::server::Shared;
 pub(crate) struct Task {
     pub work: Work,
     pub responder: Responder,
+    /// The request as it came, less its payload (which is in `work`): to
+    /// hand the job to a peer when this node leaves.
+    pub request: Option<(Op, Map<String, Value>)>,
 }
 
 /// An encoded frame on its way to the socket.
@@ -125,6 +130,7 @@ impl JobSink for ProgressSink {
             Progress::Accepted(a) => (Op::Accepted, to_header(&a)),
             Progress::Position(p) => (Op::Position, to_header(&p)),
             Progress::Started { job } => (Op::Started, to_header(&Started { job })),
+            Progress::Relayed { op, header } => (op, header),
         };
         let bytes = Frame::new(op, request_id, header, Vec::new()).to_bytes();
         // A slow reader loses progress events, never results.
@@ -173,7 +179,10 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let _ = writer_task.await;
 }
 
-struct Conn {
+/// A connection's state, shared by its reader and the tasks running its
+/// requests on peers.
+#[derive(Clone)]
+pub(crate) struct Conn {
     shared: Arc<Shared>,
     permits: Arc<Semaphore>,
     out: mpsc::Sender<Outgoing>,
@@ -311,17 +320,61 @@ impl Conn {
             }
         }
         responder.in_flight = Some(self.in_flight.clone());
-        match op {
-            Op::Status => {
-                let report = self.shared.status_report();
-                responder.send(Op::Result, to_header(&report), Vec::new());
+        if op == Op::Status {
+            let report = self.shared.status_report();
+            return responder.send(Op::Result, to_header(&report), Vec::new());
+        }
+        if let Some(mesh) = &self.shared.mesh {
+            if frame.header.contains_key(forward::VIA) {
+                // From a peer: run here (never forwarded twice), unless
+                // this node would be slower than the peer expected.
+                if forward::should_refuse(&self.shared, &frame.header) {
+                    let stats = self.shared.queue.stats();
+                    let busy = Busy {
+                        queue_length: stats.queue_length,
+                        capacity: self.shared.config.queue_capacity as u64,
+                    };
+                    return responder.send(Op::Busy, to_header(&busy), Vec::new());
+                }
+            } else {
+                let here = forward::runs_here(&self.shared, op, &frame.header);
+                if let forward::Route::Peer { peer, max_wait_s } =
+                    forward::route(&self.shared, mesh, op, &frame.header, here, &[])
+                {
+                    let job = forward::Handover {
+                        op,
+                        request_id: frame.request_id,
+                        header: frame.header,
+                        payload: frame.payload,
+                        sink: self.sink.clone(),
+                        cancelled: self.cancelled.clone(),
+                    };
+                    let here = here.then(|| self.clone());
+                    tokio::spawn(forward::hand_over(
+                        self.shared.clone(),
+                        job,
+                        responder,
+                        peer,
+                        max_wait_s,
+                        here,
+                    ));
+                    return;
+                }
             }
+        }
+        self.run_here(op, frame, responder);
+    }
+
+    /// Runs a request on this node.
+    pub(crate) fn run_here(&self, op: Op, frame: Frame, responder: Responder) {
+        let request = Some((op, frame.header.clone()));
+        match op {
             Op::Filter if !self.shared.config.roles.filter => {
                 responder.error(error("role_unavailable", "this node has no filter role"))
             }
-            Op::Filter => self.filter(frame, responder),
+            Op::Filter => self.filter(frame, responder, request),
             Op::Detect | Op::Enroll | Op::Recognize => match self.face_work(op, frame) {
-                Ok(work) => self.enqueue(work, responder),
+                Ok(work) => self.enqueue(work, responder, request),
                 Err(e) => responder.error(e),
             },
             Op::People | Op::RemovePerson => self.people(op, frame, responder),
@@ -471,7 +524,7 @@ impl Conn {
         });
     }
 
-    fn filter(&self, frame: Frame, responder: Responder) {
+    fn filter(&self, frame: Frame, responder: Responder, replay: Option<(Op, Map<String, Value>)>) {
         let cfg = &self.shared.config;
         let request: FilterRequest = match from_header(&frame.header) {
             Ok(r) => r,
@@ -510,13 +563,17 @@ impl Conn {
             quality: request.quality.unwrap_or(90).clamp(1, 100),
             image: frame.payload,
         };
-        self.enqueue(work, responder);
+        self.enqueue(work, responder, replay);
     }
 
     /// Puts a job in the queue, or answers BUSY / `shutting_down`.
-    fn enqueue(&self, work: Work, responder: Responder) {
+    fn enqueue(&self, work: Work, responder: Responder, request: Option<(Op, Map<String, Value>)>) {
         let request_id = responder.request_id;
-        let task = Task { work, responder };
+        let task = Task {
+            work,
+            responder,
+            request,
+        };
         if let Err((rejected, task)) = self.shared.queue.push(
             request_id,
             self.cancelled.clone(),

@@ -125,6 +125,17 @@ impl Work {
         }
     }
 
+    /// The request payload the work was made from (to send it elsewhere).
+    pub(crate) fn into_payload(self) -> Vec<u8> {
+        match self {
+            Work::Filter { image, .. } => image,
+            Work::Detect { images, .. }
+            | Work::Enroll { images, .. }
+            | Work::Recognize { images, .. } => images.payload,
+            Work::EnrollCrops { crops, .. } | Work::RecognizeCrops { crops, .. } => crops.payload,
+        }
+    }
+
     /// Runs the job on the current thread.
     pub(crate) fn run(self, ctx: &Context) -> Result<Output, ErrorEvent> {
         let limits = &ctx.decode_limits;

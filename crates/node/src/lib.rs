@@ -14,9 +14,12 @@ pub mod config;
 mod connection;
 mod face_jobs;
 pub mod faces;
+mod forward;
 mod job;
+pub mod mesh;
 pub mod queue;
 pub mod recognition;
+pub mod routing;
 pub mod server;
 pub mod status;
 

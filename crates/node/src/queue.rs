@@ -24,6 +24,14 @@ pub enum Progress {
         /// The job number.
         job: u64,
     },
+    /// An event of a job that runs on a peer, passed on as it came (with
+    /// the peer's `node_id` and `node_addr` added).
+    Relayed {
+        /// ACCEPTED, POSITION or STARTED.
+        op: ocellus_protocol::Op,
+        /// The peer's header.
+        header: serde_json::Map<String, serde_json::Value>,
+    },
 }
 
 /// Where a job reports to: its connection. Implementations must not block.
@@ -295,7 +303,7 @@ mod tests {
             .filter_map(|(_, p)| match p {
                 Progress::Accepted(a) => Some(a.position),
                 Progress::Position(p) => Some(p.position),
-                Progress::Started { .. } => None,
+                Progress::Started { .. } | Progress::Relayed { .. } => None,
             })
             .collect()
     }

@@ -15,7 +15,9 @@ use tracing::{info, warn};
 use crate::config::NodeConfig;
 use crate::connection::{self, Task};
 use crate::faces::{RecognizerLink, RemoteRecognizer};
+use crate::forward::{self, Route};
 use crate::job::{Context, error};
+use crate::mesh::Mesh;
 use crate::queue::JobQueue;
 use crate::recognition::RecognitionService;
 use crate::status::StatusReport;
@@ -26,7 +28,10 @@ pub(crate) struct Shared {
     pub queue: JobQueue<Task>,
     /// What workers need besides the job.
     pub context: Context,
-    node_id: String,
+    /// This node's identifier, new at every start.
+    pub node_id: String,
+    /// Membership of the peer-to-peer mesh, when the node takes part.
+    pub mesh: Option<Arc<Mesh>>,
     started: Instant,
     /// Each connection's in-flight permits, to wait for results to be
     /// written at shutdown.
@@ -54,7 +59,17 @@ impl Shared {
             jobs_failed: stats.jobs_failed,
             uptime_s: self.started.elapsed().as_secs_f64(),
             mean_job_s: stats.mean_job_s,
-            peers: Vec::new(),
+            jobs_forwarded: self.mesh.as_ref().map_or(0, |m| m.jobs_forwarded()),
+            peers: self
+                .mesh
+                .as_ref()
+                .map(|m| {
+                    m.peers()
+                        .iter()
+                        .filter_map(|p| serde_json::to_value(p).ok())
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 
@@ -105,11 +120,27 @@ impl Server {
     pub async fn bind(config: NodeConfig) -> std::io::Result<Server> {
         let context = context_for(&config)?;
         let listener = TcpListener::bind(config.listen).await?;
+        let node_id = new_node_id();
+        let mesh = match &config.mesh {
+            Some(settings) => Some(Arc::new(
+                Mesh::start(
+                    settings,
+                    &node_id,
+                    listener.local_addr()?,
+                    &config.roles.names(),
+                    config.workers,
+                )
+                .await
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, e))?,
+            )),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             context,
             queue: JobQueue::new(config.queue_capacity, config.workers),
             config,
-            node_id: new_node_id(),
+            node_id,
+            mesh,
             started: Instant::now(),
             connections: Mutex::new(Vec::new()),
         });
@@ -172,6 +203,11 @@ impl Server {
             })
         };
 
+        let gossip = shared.mesh.clone().map(|mesh| {
+            let shared = shared.clone();
+            tokio::spawn(async move { mesh.keep_in_touch(|| shared.queue.stats()).await })
+        });
+
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -190,14 +226,15 @@ impl Server {
             }
         }
         drop(self.listener);
-        info!("shutting down: no new connections; answering waiting jobs");
+        if let Some(mesh) = &shared.mesh {
+            mesh.announce_leaving().await;
+        }
+        info!("shutting down: no new connections; handing over or answering waiting jobs");
         if let Some(service) = &shared.context.recognition {
             service.stop();
         }
         for job in shared.queue.shut_down() {
-            job.work
-                .responder
-                .error(error("shutting_down", "server shutting down"));
+            hand_over_or_refuse(&shared, job);
         }
         heartbeat.abort();
         let joined = tokio::task::spawn_blocking(move || {
@@ -206,14 +243,63 @@ impl Server {
             }
         });
         let _ = joined.await;
-        // Give writers a moment to put the last results on the wire.
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // Give writers a moment to put the last results on the wire, and
+        // peers time to finish the jobs handed to them.
+        let grace = if shared.mesh.is_some() { 120 } else { 10 };
+        let deadline = Instant::now() + Duration::from_secs(grace);
         while !shared.all_answered() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Some(mesh) = &shared.mesh {
+            if let Some(task) = gossip {
+                task.abort();
+            }
+            mesh.stop().await;
         }
         info!("stopped");
         Ok(())
     }
+}
+
+/// At shutdown, a waiting job goes to a live peer that can run it, with
+/// its client hearing the peer's events through this node; without one (or
+/// when it came from a peer, which then runs it elsewhere itself) it is
+/// answered ERROR `shutting_down`.
+fn hand_over_or_refuse(shared: &Arc<Shared>, job: crate::queue::QueuedJob<Task>) {
+    let Task {
+        work,
+        responder,
+        request,
+    } = job.work;
+    let refuse = |responder: connection::Responder| {
+        responder.error(error("shutting_down", "server shutting down"))
+    };
+    let (Some(mesh), Some((op, header))) = (&shared.mesh, request) else {
+        return refuse(responder);
+    };
+    if header.contains_key(forward::VIA) || job.cancelled.load(Ordering::Acquire) {
+        return refuse(responder);
+    }
+    let Route::Peer { peer, .. } = forward::route(shared, mesh, op, &header, false, &[]) else {
+        return refuse(responder);
+    };
+    info!(job = job.job, peer = %peer.addr, "handing a waiting job to a peer");
+    let handover = forward::Handover {
+        op,
+        request_id: job.request_id,
+        header,
+        payload: work.into_payload(),
+        sink: job.sink,
+        cancelled: job.cancelled,
+    };
+    tokio::spawn(forward::hand_over(
+        shared.clone(),
+        handover,
+        responder,
+        peer,
+        None,
+        None,
+    ));
 }
 
 /// Opens the recognition role's store and links the detection role to a
@@ -282,7 +368,9 @@ fn worker(shared: &Shared) {
         .ok();
     while let Some(job) = shared.queue.pop() {
         let started = Instant::now();
-        let Task { work, responder } = job.work;
+        let Task {
+            work, responder, ..
+        } = job.work;
         let description = work.describe();
         let others_waiting = shared.queue.stats().queue_length > 0;
         let result = match &alone {
@@ -296,8 +384,11 @@ fn worker(shared: &Shared) {
             continue;
         }
         match result {
-            Ok(out) => {
+            Ok(mut out) => {
                 info!(job = job.job, %description, ms = elapsed.as_millis() as u64, bytes = out.payload.len(), "done");
+                // Where it ran: the entry node of a mesh passes it on as is.
+                out.header
+                    .insert("node_id".into(), shared.node_id.as_str().into());
                 responder.send(Op::Result, out.header, out.payload);
             }
             Err(e) => {

@@ -28,6 +28,12 @@ pub struct StatusReport {
     pub uptime_s: f64,
     /// Recent average job time, seconds.
     pub mean_job_s: f64,
-    /// Other nodes of the mesh (empty until peer-to-peer mode).
+    /// Jobs this node handed to peers (each attempt counts).
+    #[serde(default)]
+    pub jobs_forwarded: u64,
+    /// The other nodes of the mesh, alive or recently dead: one object per
+    /// node with `node_id`, `addr`, `gossip_addr`, `roles`,
+    /// `queue_length`, `busy`, `workers`, `jobs_done`, `mean_job_s`,
+    /// `alive`, `leaving` (see [`crate::mesh::PeerInfo`]).
     pub peers: Vec<serde_json::Value>,
 }

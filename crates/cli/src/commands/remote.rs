@@ -35,22 +35,34 @@ where
         let mut job = 0;
         let mut busy = false;
         while let Some(event) = request.next().await {
+            // A job the entry node handed to a peer: its events say which.
+            let there = event
+                .header
+                .get("node_addr")
+                .and_then(|v| v.as_str())
+                .map(|addr| format!("forwarded to node {addr}; "))
+                .unwrap_or_default();
             match event.op {
                 Op::Accepted => {
                     if let Ok(a) = from_header::<Accepted>(&event.header) {
                         job = a.job;
+                        let (place, of) = if there.is_empty() {
+                            ("queued as", "")
+                        } else {
+                            ("queued there as", " there")
+                        };
                         progress(format!(
-                            "queued as #{}; position {} of {}",
+                            "{there}{place} #{}; position{of} {} of {}",
                             a.job, a.position, a.queue_length
                         ));
                     }
                 }
                 Op::Position => {
                     if let Ok(p) = from_header::<Position>(&event.header) {
-                        progress(position_line(job, &p));
+                        progress(format!("{there}{}", position_line(job, &p)));
                     }
                 }
-                Op::Started => progress(format!("now processing #{job} (yours)")),
+                Op::Started => progress(format!("{there}now processing #{job} (yours)")),
                 Op::Result => return Ok(event),
                 Op::Busy => {
                     let b: Option<Busy> = from_header(&event.header).ok();

@@ -1,6 +1,6 @@
 //! `ocellus serve`: run a node.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use ocellus_detect::DetectParams;
 use ocellus_node::faces::{DetectionSettings, MIN_FACE_SIZE, MIN_SCALE_FACTOR};
+use ocellus_node::mesh::{Forwarding, MeshSettings};
 use ocellus_node::{NodeConfig, Roles, Server};
 use ocellus_recognize::Algorithm;
 
@@ -73,6 +74,31 @@ pub struct ServeArgs {
     /// Seconds within which a frame, once started, must be complete.
     #[arg(long, default_value_t = 30, value_name = "S")]
     pub frame_timeout: u64,
+    /// Join a mesh of peers: the gossip address of one or more members
+    /// (their protocol address, unless they set --gossip). Without it the
+    /// node founds a mesh that others may join.
+    #[arg(long, value_name = "ADDR[,ADDR...]", value_delimiter = ',')]
+    pub join: Vec<String>,
+    /// UDP address for gossip with peers (default: the --listen address
+    /// and port, on UDP).
+    #[arg(long, value_name = "ADDR")]
+    pub gossip: Option<SocketAddr>,
+    /// Milliseconds between gossip rounds (a dead peer is noticed after
+    /// about 20 of them).
+    #[arg(long, default_value_t = 500, value_name = "MS")]
+    pub gossip_interval: u64,
+    /// Mesh name: nodes gossip only with nodes of the same name.
+    #[arg(long, default_value = "ocellus", value_name = "NAME")]
+    pub cluster: String,
+    /// The IP peers use to reach this node (needed when listening on
+    /// 0.0.0.0).
+    #[arg(long, value_name = "IP")]
+    pub advertise: Option<IpAddr>,
+    /// When to hand jobs to peers: auto (when a peer would finish them
+    /// clearly sooner; docs/mesh.md), always (every FILTER and DETECT job
+    /// a peer can take), never (only operations this node has no role for).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub forwarding: String,
 }
 
 /// Runs the node until SIGINT or SIGTERM.
@@ -99,6 +125,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         bail!("--recognizer sends faces elsewhere: drop the recognize role (--roles detect)");
     }
     config.recognizer_addr = args.recognizer;
+    config.mesh = Some(MeshSettings {
+        gossip: args.gossip,
+        advertise: args.advertise,
+        seeds: args.join,
+        gossip_interval: Duration::from_millis(args.gossip_interval.max(10)),
+        cluster: args.cluster,
+        forwarding: Forwarding::from_name(&args.forwarding).unwrap_or(Forwarding::Auto),
+    });
     if config.roles.detect {
         if args.scale_factor.is_nan() || args.scale_factor < MIN_SCALE_FACTOR {
             bail!("--scale-factor must be at least {MIN_SCALE_FACTOR}");

@@ -36,7 +36,35 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             report.mean_job_s * 1e3,
             report.uptime_s
         );
+        if report.jobs_forwarded > 0 {
+            println!("jobs handed to peers: {}", report.jobs_forwarded);
+        }
         println!("peers: {}", report.peers.len());
+        for p in &report.peers {
+            let text = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
+            let num = |k: &str| p.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+            let flag = |k: &str| p.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
+            let state = match (flag("alive"), flag("leaving")) {
+                (true, false) => "alive",
+                (true, true) => "leaving",
+                (false, _) => "dead",
+            };
+            let roles: Vec<&str> = p
+                .get("roles")
+                .and_then(|v| v.as_array())
+                .map(|a| a.iter().filter_map(|r| r.as_str()).collect())
+                .unwrap_or_default();
+            println!(
+                "  {} at {} ({state}): roles {}; queue {}, {} busy of {} workers; {} jobs done",
+                text("node_id"),
+                text("addr"),
+                roles.join(", "),
+                num("queue_length"),
+                num("busy"),
+                num("workers"),
+                num("jobs_done")
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
