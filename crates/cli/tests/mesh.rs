@@ -346,3 +346,58 @@ fn a_busy_answer_or_an_error_from_a_peer_reaches_the_client_once() {
     assert!(batch.ran_on(&image, OPS).values().all(|n| *n == b_id));
     assert_eq!(jobs_done(&a), 0);
 }
+
+/// Sends a signal to a process (through `kill`).
+fn signal(n: &ServerProcess, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &n.pid().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig} failed");
+}
+
+#[test]
+fn a_peer_cut_off_behind_an_open_connection_is_caught_by_the_failure_detector() {
+    let data = ocellus_testdata::require_data!();
+    let image = photo(&data, SLOW_IMAGE);
+    let a = node(None, &[]);
+    let b = node(Some(&a), &[]);
+    wait_for_mesh(&a, &[&b]);
+    let b_id = node_id(&b);
+
+    // SIGSTOP freezes B: its connections stay open but say nothing, and it
+    // stops gossiping. Only the failure detector can tell.
+    let mut frozen = false;
+    let mut conn = a.connect();
+    let batch = run_batch(&mut conn, &image, SLOW_OPS, 6, |f| {
+        let on_b = f.header.get("node_id").is_some_and(|n| *n == b_id.as_str());
+        if !frozen && f.op == Op::Accepted.code() && on_b {
+            signal(&b, "-STOP");
+            frozen = true;
+        }
+    });
+    assert!(frozen, "no job was forwarded to B");
+    let ran_on = batch.ran_on(&image, SLOW_OPS);
+    assert_eq!(ran_on.len(), 6);
+    assert!(
+        a.log().contains("failure detector declared it dead"),
+        "{}",
+        a.log()
+    );
+
+    // B wakes up and finishes what it held: its late results go nowhere.
+    signal(&b, "-CONT");
+    let drained = wait_until(PATIENCE, || {
+        let s = b.status();
+        s["queue_length"] == 0 && s["busy"] == 0
+    });
+    assert!(drained);
+    conn.send(Op::Status, 100, json!({}), Vec::new());
+    let f = conn.next_frame();
+    assert_eq!(
+        f.request_id,
+        100,
+        "a second answer arrived: {}",
+        describe(&f)
+    );
+}

@@ -266,10 +266,17 @@ async fn attempt(
             Ok(c) => c,
             Err(e) => return Outcome::Failed(responder, e.to_string()),
         };
-        match client
-            .request(job.op, header.clone(), job.payload.clone())
-            .await
-        {
+        // Sending may block on a peer that stopped reading (frozen): the
+        // failure detector ends the wait.
+        let send = client.request(job.op, header.clone(), job.payload.clone());
+        let sent_now = tokio::select! {
+            r = send => r,
+            _ = mesh.wait_dead(&peer.node_id) => {
+                mesh.forget_link(&peer.addr, &client).await;
+                return Outcome::Failed(responder, "the failure detector declared it dead".into());
+            }
+        };
+        match sent_now {
             Ok(request) => {
                 sent = Some((client, request));
                 break;
