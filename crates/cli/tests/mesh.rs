@@ -157,6 +157,11 @@ fn run_batch(
     Batch { events }
 }
 
+/// Whether `f` is the relayed ACCEPTED of a job handed to node `id`.
+fn accepted_on(f: &Frame, id: &str) -> bool {
+    f.op == Op::Accepted.code() && f.header.get("node_id").is_some_and(|n| n == id)
+}
+
 fn count_by_node(ran_on: &BTreeMap<u64, String>) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for node in ran_on.values() {
@@ -242,8 +247,7 @@ fn killing_a_peer_that_holds_forwarded_jobs_loses_none() {
     // Once a job has been handed to B and waits there, kill B.
     let mut killed = false;
     let batch = run_batch(&mut a.connect(), &image, SLOW_OPS, 12, |f| {
-        let on_b = f.header.get("node_id").is_some_and(|n| *n == b_id.as_str());
-        if !killed && f.op == Op::Accepted.code() && on_b {
+        if !killed && accepted_on(f, &b_id) {
             // Its first forwarded job runs; wait until a second waits there.
             wait_until(PATIENCE, || b.status()["queue_length"].as_u64() >= Some(1));
             b.kill_hard();
@@ -370,8 +374,7 @@ fn a_peer_cut_off_behind_an_open_connection_is_caught_by_the_failure_detector() 
     let mut frozen = false;
     let mut conn = a.connect();
     let batch = run_batch(&mut conn, &image, SLOW_OPS, 6, |f| {
-        let on_b = f.header.get("node_id").is_some_and(|n| *n == b_id.as_str());
-        if !frozen && f.op == Op::Accepted.code() && on_b {
+        if !frozen && accepted_on(f, &b_id) {
             signal(&b, "-STOP");
             frozen = true;
         }
