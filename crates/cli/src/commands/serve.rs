@@ -83,8 +83,8 @@ pub struct ServeArgs {
     /// and port, on UDP).
     #[arg(long, value_name = "ADDR")]
     pub gossip: Option<SocketAddr>,
-    /// Milliseconds between gossip rounds (a dead peer is noticed after
-    /// about 20 of them).
+    /// Milliseconds between gossip rounds (a silent peer is declared dead
+    /// after 5 to 10 of them).
     #[arg(long, default_value_t = 500, value_name = "MS")]
     pub gossip_interval: u64,
     /// Mesh name: nodes gossip only with nodes of the same name.
