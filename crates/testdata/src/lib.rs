@@ -1,4 +1,6 @@
-//! Locates the shared test data (`../shared/data` beside the project root).
+//! Test support shared by every crate: locating the shared test data
+//! (`../shared/data` beside the project root), and the one seeded noise
+//! generator ([`Noise`]).
 //!
 //! Every test that needs the data set calls [`data_dir`] (or the [`require_data!`]
 //! macro), so that there is one rule: the environment variable
@@ -7,6 +9,10 @@
 //! a missing data set is a failure.
 
 #![warn(missing_docs)]
+
+mod noise;
+
+pub use noise::{Noise, noise_bytes};
 
 use std::path::{Path, PathBuf};
 
