@@ -1,4 +1,7 @@
 //! Node settings, with the defaults `ocellus serve` documents.
+//!
+//! Every field is plain data, checked when the node starts
+//! ([`crate::Node::bind`]): a role without what it needs is refused there.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,74 +11,10 @@ use ocellus_codec::DecodeLimits;
 use ocellus_protocol::FrameLimits;
 use ocellus_recognize::Algorithm;
 
-use crate::faces::DetectionSettings;
+use ocellus_protocol::RoleSet;
+
 use crate::mesh::MeshSettings;
-
-/// What a node does. `ocellus serve` runs every role by default.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Roles {
-    /// Apply filter pipelines (FILTER).
-    pub filter: bool,
-    /// Find faces (DETECT), and the photo side of ENROLL and RECOGNIZE.
-    pub detect: bool,
-    /// Store people and name faces: the recognition role with its store.
-    pub recognize: bool,
-}
-
-impl Roles {
-    /// Every role.
-    pub const ALL: Roles = Roles {
-        filter: true,
-        detect: true,
-        recognize: true,
-    };
-
-    /// Parses a comma-separated list: `filter`, `detect`, `recognize`, or
-    /// `all`.
-    pub fn parse(list: &str) -> Result<Roles, String> {
-        let mut roles = Roles {
-            filter: false,
-            detect: false,
-            recognize: false,
-        };
-        for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            match name {
-                "all" => roles = Roles::ALL,
-                "filter" => roles.filter = true,
-                "detect" => roles.detect = true,
-                "recognize" => roles.recognize = true,
-                other => {
-                    return Err(format!(
-                        "unknown role {other:?}: use filter, detect, recognize or all"
-                    ));
-                }
-            }
-        }
-        if roles
-            == (Roles {
-                filter: false,
-                detect: false,
-                recognize: false,
-            })
-        {
-            return Err("no role given".to_string());
-        }
-        Ok(roles)
-    }
-
-    /// The role names, as STATUS lists them.
-    pub fn names(&self) -> Vec<String> {
-        [
-            (self.filter, "filter"),
-            (self.detect, "detect"),
-            (self.recognize, "recognize"),
-        ]
-        .into_iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, n)| n.to_string())
-        .collect()
-    }
-}
+use crate::roles::detection::DetectionSettings;
 
 /// Everything a node needs to know to start.
 #[derive(Clone, Debug)]
@@ -106,7 +45,7 @@ pub struct NodeConfig {
     /// How often waiting jobs are reminded of their position.
     pub heartbeat: Duration,
     /// The roles this node serves.
-    pub roles: Roles,
+    pub roles: RoleSet,
     /// The detection role's cascade and parameters (needed with `detect`).
     pub detection: Option<DetectionSettings>,
     /// A recognition node to send faces to; without it, a detection node
@@ -118,10 +57,15 @@ pub struct NodeConfig {
     pub mesh: Option<MeshSettings>,
 }
 
-impl Default for NodeConfig {
-    fn default() -> Self {
+impl NodeConfig {
+    /// A node on `listen` serving `roles`, in a mesh of its own that
+    /// others may join, with every other setting at the default
+    /// `ocellus serve` documents. The detection role still needs
+    /// [`detection`](Self::detection), and the recognition role a
+    /// [`data_dir`](Self::data_dir).
+    pub fn new(listen: SocketAddr, roles: RoleSet) -> NodeConfig {
         NodeConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            listen,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             queue_capacity: 256,
             data_dir: None,
@@ -132,15 +76,11 @@ impl Default for NodeConfig {
             idle_timeout: Duration::from_secs(120),
             frame_timeout: Duration::from_secs(30),
             heartbeat: Duration::from_secs(2),
-            roles: Roles {
-                filter: true,
-                detect: false,
-                recognize: false,
-            },
+            roles,
             detection: None,
             recognizer_addr: None,
             default_algorithm: Algorithm::Lbph,
-            mesh: None,
+            mesh: Some(MeshSettings::default()),
         }
     }
 }

@@ -1,27 +1,40 @@
-//! The Ocellus node: one bounded FIFO queue of jobs shared by every client,
-//! a pool of worker threads, the TCP server that speaks the protocol of
-//! `ocellus-protocol`, and the client the CLI uses.
+//! The Ocellus node runtime: a node serves many clients at once from one
+//! bounded queue of jobs and a pool of worker threads, runs the filter,
+//! detection and recognition roles, and shares work with its peers.
 //!
-//! Structure (after tokio-rs/mini-redis): [`queue`] holds jobs and tells
-//! every waiting client where it stands; [`connection`] reads frames,
-//! turns requests into jobs and writes events back; [`server`] accepts
-//! connections and shuts down gracefully; [`client`] is the other end.
+//! It owns everything between the socket and the algorithms; it must not
+//! hold the algorithms themselves (they live in the pure crates) nor the
+//! wire format (`ocellus-protocol`), nor anything of the command line.
+//!
+//! Structure, dependencies running one way (each module's doc states its
+//! invariant):
+//! - `call`: one request's life whatever the transport: the
+//!   request as it arrived, its caller, its one answer;
+//! - `roles/`: the loaded roles (detection, the link to recognition,
+//!   recognition with its store);
+//! - `exec/`: the bounded queue and the worker threads;
+//! - `mesh/`: membership, peer links, the forwarding rule, routing and
+//!   hand-over;
+//! - `request/`: one module per operation (parse, job, run, answer) and the
+//!   transport-neutral handler;
+//! - `net/`: the TCP listener, connections and their writers;
+//! - [`Node`]: the wiring, start and stop order.
 
 #![warn(missing_docs)]
 
-pub mod client;
-pub mod config;
-mod connection;
-mod face_jobs;
-pub mod faces;
-mod forward;
-mod job;
-pub mod mesh;
-pub mod queue;
-pub mod recognition;
-pub mod routing;
-pub mod server;
-pub mod status;
+mod call;
+mod config;
+mod error;
+mod exec;
+mod mesh;
+mod net;
+mod node;
+mod request;
+mod roles;
+mod state;
 
-pub use config::{NodeConfig, Roles};
-pub use server::{Server, ServerHandle};
+pub use config::NodeConfig;
+pub use error::NodeError;
+pub use mesh::{Forwarding, GossipTransport, MeshError, MeshSettings};
+pub use node::{Node, NodeHandle};
+pub use roles::detection::{DetectionSettings, MIN_FACE_SIZE, MIN_SCALE_FACTOR};

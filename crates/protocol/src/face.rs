@@ -10,6 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ErrorCode;
+
 /// A face box in image pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaceBox {
@@ -57,7 +59,7 @@ pub struct DetectedImage {
     pub faces: Vec<FaceBox>,
     /// Set when the image could not be processed (e.g. `bad_image`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<ErrorCode>,
     /// Explanation for people.
     pub message: String,
 }
@@ -108,6 +110,29 @@ pub struct EnrolledImage {
     /// The face used, if one was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub face: Option<FaceBox>,
+    /// Why it was not accepted (absent when it was): what a client
+    /// branches on; `message` is for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejection: Option<Rejection>,
+    /// With `rejection: unreadable`, the image's error code (`bad_image`,
+    /// `image_too_large`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorCode>,
+}
+
+/// Why a photo of an ENROLL request was not enrolled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rejection {
+    /// No face was found in it.
+    NoFace,
+    /// More than one face, and `largest_face` was not asked for.
+    SeveralFaces,
+    /// It could not be decoded (see `error`).
+    Unreadable,
+    /// A reason this version does not know (from a newer node).
+    #[serde(other)]
+    Other,
 }
 
 /// ENROLL result header.
@@ -185,7 +210,7 @@ pub struct RecognizedImage {
     pub message: String,
     /// Set when the image could not be processed (e.g. `bad_image`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<ErrorCode>,
 }
 
 /// RECOGNIZE result header.

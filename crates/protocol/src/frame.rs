@@ -1,5 +1,6 @@
 //! Frames: `length | version | op | request_id | header_length | header | payload`.
 
+use bytes::Bytes;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
@@ -43,8 +44,9 @@ pub struct Frame {
     pub request_id: u64,
     /// The JSON header object.
     pub header: Map<String, Value>,
-    /// Raw bytes (images, back to back).
-    pub payload: Vec<u8>,
+    /// Raw bytes (images, back to back); cheap to clone and to slice, so a
+    /// request's images are kept once however many places hold them.
+    pub payload: Bytes,
 }
 
 /// A byte stream that is not a valid sequence of frames. Every variant
@@ -75,11 +77,11 @@ pub enum FrameError {
 
 impl FrameError {
     /// The stable error code sent in the ERROR event.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::ErrorCode {
         match self {
-            FrameError::TooLarge { .. } => "frame_too_large",
-            FrameError::HeaderTooLarge { .. } => "header_too_large",
-            FrameError::Malformed(_) => "malformed_frame",
+            FrameError::TooLarge { .. } => crate::ErrorCode::FrameTooLarge,
+            FrameError::HeaderTooLarge { .. } => crate::ErrorCode::HeaderTooLarge,
+            FrameError::Malformed(_) => crate::ErrorCode::MalformedFrame,
         }
     }
 }
@@ -159,7 +161,7 @@ pub fn decode_frame(buf: &[u8], limits: &FrameLimits) -> Result<Decoded, FrameEr
         op: buf[5],
         request_id: u64::from_be_bytes(id),
         header,
-        payload: buf[FIXED_LEN + header_len..total].to_vec(),
+        payload: Bytes::copy_from_slice(&buf[FIXED_LEN + header_len..total]),
     };
     Ok(Decoded::Frame(frame, total))
 }
@@ -170,14 +172,14 @@ impl Frame {
         op: crate::Op,
         request_id: u64,
         header: Map<String, Value>,
-        payload: Vec<u8>,
+        payload: impl Into<Bytes>,
     ) -> Self {
         Frame {
             version: PROTOCOL_VERSION,
             op: op.code(),
             request_id,
             header,
-            payload,
+            payload: payload.into(),
         }
     }
 
@@ -187,6 +189,18 @@ impl Frame {
     /// If the frame is larger than 4 GiB (the length field's range): frames
     /// are built by this program within far smaller limits.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        out.reserve(FIXED_LEN + self.payload.len() + 256);
+        self.encode_head(out);
+        out.extend_from_slice(&self.payload);
+    }
+
+    /// Appends everything but the payload to `out`: what a writer sends
+    /// before the payload, so a large payload is written from where it is
+    /// rather than copied into a frame buffer.
+    ///
+    /// # Panics
+    /// As [`encode`](Self::encode).
+    pub fn encode_head(&self, out: &mut Vec<u8>) {
         let header = if self.header.is_empty() {
             Vec::new()
         } else {
@@ -194,14 +208,12 @@ impl Frame {
         };
         let length = COUNTED_FIXED + header.len() + self.payload.len();
         let length = u32::try_from(length).expect("frame under 4 GiB");
-        out.reserve(4 + length as usize);
         out.extend_from_slice(&length.to_be_bytes());
         out.push(self.version);
         out.push(self.op);
         out.extend_from_slice(&self.request_id.to_be_bytes());
         out.extend_from_slice(&(header.len() as u32).to_be_bytes());
         out.extend_from_slice(&header);
-        out.extend_from_slice(&self.payload);
     }
 
     /// The encoded frame as a new buffer.
@@ -214,7 +226,30 @@ impl Frame {
     /// The payload cut into the images listed (by byte length) in the
     /// header's `images` field. No `images` field means no images.
     pub fn images(&self) -> Result<Vec<&[u8]>, FrameError> {
-        let Some(list) = self.header.get("images") else {
+        Ok(image_ranges(&self.header, self.payload.len())?
+            .into_iter()
+            .map(|r| &self.payload[r])
+            .collect())
+    }
+
+    /// The images as shared slices of the payload (no copy).
+    pub fn image_bytes(&self) -> Result<Vec<Bytes>, FrameError> {
+        Ok(image_ranges(&self.header, self.payload.len())?
+            .into_iter()
+            .map(|r| self.payload.slice(r))
+            .collect())
+    }
+}
+
+/// The byte range in a payload of `payload_len` bytes of each image that
+/// `header`'s `images` field lists, checked: the lengths must be integers
+/// that add up to the payload exactly.
+pub fn image_ranges(
+    header: &Map<String, Value>,
+    payload_len: usize,
+) -> Result<Vec<std::ops::Range<usize>>, FrameError> {
+    {
+        let Some(list) = header.get(crate::field::IMAGES) else {
             return Ok(Vec::new());
         };
         let lengths = list
@@ -229,15 +264,14 @@ impl Frame {
                 .ok_or_else(|| FrameError::Malformed("`images` holds a non-integer".into()))?;
             let end = at
                 .checked_add(len)
-                .filter(|&e| e <= self.payload.len())
+                .filter(|&e| e <= payload_len)
                 .ok_or_else(|| FrameError::Malformed("image lengths exceed the payload".into()))?;
-            out.push(&self.payload[at..end]);
+            out.push(at..end);
             at = end;
         }
-        if at != self.payload.len() {
+        if at != payload_len {
             return Err(FrameError::Malformed(format!(
-                "image lengths add up to {at} bytes but the payload holds {}",
-                self.payload.len()
+                "image lengths add up to {at} bytes but the payload holds {payload_len}"
             )));
         }
         Ok(out)
@@ -270,6 +304,13 @@ mod tests {
             Ok(Decoded::Frame(f.clone(), bytes.len()))
         );
         assert_eq!(f.images().unwrap(), vec![&[1u8, 2, 3][..], &[4, 5][..]]);
+        assert_eq!(
+            f.image_bytes().unwrap(),
+            vec![&[1u8, 2, 3][..], &[4, 5][..]]
+        );
+        let mut head = Vec::new();
+        f.encode_head(&mut head);
+        assert_eq!([&head[..], &f.payload[..]].concat(), bytes);
     }
 
     #[test]
@@ -297,7 +338,7 @@ mod tests {
                 max: 1000
             }
         );
-        assert_eq!(err.code(), "frame_too_large");
+        assert_eq!(err.code(), crate::ErrorCode::FrameTooLarge);
         let mut big_header = vec![0, 0, 0, 200, 1, 4, 0, 0, 0, 0, 0, 0, 0, 1];
         big_header.extend_from_slice(&150u32.to_be_bytes());
         assert!(matches!(
@@ -334,7 +375,7 @@ mod tests {
         }
         // image lengths that do not match the payload
         let mut bad = sample();
-        bad.payload.push(9);
+        bad.payload = [&bad.payload[..], &[9]].concat().into();
         assert!(bad.images().is_err());
         bad.header.insert("images".into(), json!([1, "x"]));
         assert!(bad.images().is_err());
@@ -364,7 +405,7 @@ mod tests {
         #[test]
         fn any_frame_round_trips(id in any::<u64>(), op in any::<u8>(), payload in proptest::collection::vec(any::<u8>(), 0..100), name in ".{0,20}") {
             let header = json!({"name": name}).as_object().unwrap().clone();
-            let f = Frame { version: 1, op, request_id: id, header, payload };
+            let f = Frame { version: 1, op, request_id: id, header, payload: payload.into() };
             let bytes = f.to_bytes();
             prop_assert_eq!(decode_frame(&bytes, &FrameLimits::default()), Ok(Decoded::Frame(f, bytes.len())));
         }

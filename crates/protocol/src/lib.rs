@@ -7,12 +7,20 @@
 
 #![warn(missing_docs)]
 
+mod error;
 pub mod face;
+pub mod field;
 mod frame;
 pub mod message;
 mod op;
+mod role;
+mod status;
 
+pub use error::{ErrorCode, ErrorEvent};
 pub use frame::{
     Decoded, FIXED_LEN, Frame, FrameError, FrameLimits, PROTOCOL_VERSION, decode_frame,
+    image_ranges,
 };
 pub use op::Op;
+pub use role::{Role, RoleSet};
+pub use status::{PeerStatus, StatusReport};

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::error::{ErrorCode, ErrorEvent};
+
 /// FILTER request header.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FilterRequest {
@@ -45,15 +47,6 @@ pub struct Position {
 pub struct Started {
     /// The node's job number.
     pub job: u64,
-}
-
-/// ERROR event header.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ErrorEvent {
-    /// Stable machine-readable code (see docs/PROTOCOL.md).
-    pub code: String,
-    /// Explanation for people.
-    pub message: String,
 }
 
 /// BUSY event header.

@@ -71,7 +71,10 @@ mod tests {
             counts[*b as usize] += 1;
         }
         // Every value appears, none far more often than the mean of 256.
-        assert!(counts.iter().all(|&c| (150..400).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (150..400).contains(&c)),
+            "{counts:?}"
+        );
         let mut n = Noise::new(3);
         assert!((0..1000).all(|_| n.below(10) < 10));
     }

@@ -1,9 +1,12 @@
 //! The job queue: bounded, first come first served, shared by all clients.
 //!
-//! Waiting jobs are told their position whenever it changes (and by a
-//! periodic heartbeat); a client that goes away has its waiting jobs
-//! removed. Workers are OS threads (the work is CPU-bound and uses rayon
-//! inside) that block on a condition variable until a job is ready.
+//! Invariants: at most `capacity` jobs wait; a waiting job is told its
+//! position whenever it changes (and at every heartbeat), and positions
+//! only decrease; a job whose caller has gone is never started. The queue
+//! knows nothing of where jobs come from (connections, peers) or where
+//! they may go: it holds `W` and reports through [`JobSink`]. Workers are
+//! OS threads (the work is CPU-bound and uses rayon inside) that block on
+//! a condition variable until a job is ready.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,36 +15,9 @@ use std::time::Duration;
 
 use ocellus_protocol::message::{Accepted, Position};
 
-/// Something a waiting or running job is told.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Progress {
-    /// Entered the queue.
-    Accepted(Accepted),
-    /// Position changed, or heartbeat.
-    Position(Position),
-    /// Left the queue; a worker runs it now.
-    Started {
-        /// The job number.
-        job: u64,
-    },
-    /// An event of a job that runs on a peer, passed on as it came (with
-    /// the peer's `node_id` and `node_addr` added).
-    Relayed {
-        /// ACCEPTED, POSITION or STARTED.
-        op: ocellus_protocol::Op,
-        /// The peer's header.
-        header: serde_json::Map<String, serde_json::Value>,
-    },
-}
+use crate::call::{JobSink, Progress};
 
-/// Where a job reports to: its connection. Implementations must not block.
-pub trait JobSink: Send + Sync {
-    /// Delivers a progress event (may be dropped if the client reads slowly:
-    /// the next one supersedes it).
-    fn progress(&self, request_id: u64, progress: Progress);
-}
-
-/// A unit of work with the connection it came from.
+/// A unit of work with the caller it came from.
 pub struct QueuedJob<W> {
     /// Node-wide job number, in arrival order.
     pub job: u64,
@@ -199,20 +175,33 @@ impl<W> JobQueue<W> {
 
     /// Records the end of a running job.
     pub fn finish(&self, job: u64, ok: bool, elapsed: Duration) {
+        self.release(job, elapsed);
+        self.count(ok);
+    }
+
+    /// Records that a job no longer needs its worker (it ran for
+    /// `elapsed`), without counting its outcome yet: the rest of it is a
+    /// wait elsewhere, and [`count`](Self::count) follows.
+    pub fn release(&self, job: u64, elapsed: Duration) {
         let mut s = self.lock();
         s.running.retain(|&j| j != job);
         s.stats.busy = s.running.len() as u64;
-        if ok {
-            s.stats.jobs_done += 1;
-        } else {
-            s.stats.jobs_failed += 1;
-        }
         let t = elapsed.as_secs_f64();
         s.stats.mean_job_s = if s.stats.mean_job_s == 0.0 {
             t
         } else {
             (1.0 - EWMA_WEIGHT) * s.stats.mean_job_s + EWMA_WEIGHT * t
         };
+    }
+
+    /// Counts a job's outcome.
+    pub fn count(&self, ok: bool) {
+        let mut s = self.lock();
+        if ok {
+            s.stats.jobs_done += 1;
+        } else {
+            s.stats.jobs_failed += 1;
+        }
     }
 
     /// Removes the waiting jobs whose client has gone; the others learn

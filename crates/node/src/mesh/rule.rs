@@ -20,7 +20,7 @@ use std::hash::{BuildHasher, Hasher};
 
 /// How loaded a node is.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Load {
+pub(crate) struct Load {
     /// Jobs waiting.
     pub queue_length: u64,
     /// Jobs running.
@@ -58,7 +58,7 @@ impl Load {
 
 /// A peer that could take the job, as this node sees it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Candidate {
+pub(crate) struct Candidate {
     /// Its load according to gossip.
     pub load: Load,
     /// Jobs this node has forwarded to it that have not finished.
@@ -84,7 +84,7 @@ const UNKNOWN_MEAN_S: f64 = 0.1;
 
 /// Where a job should go.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Run it here.
     Local,
     /// Hand it to `candidates[index]`; the peer should refuse it (BUSY) if
@@ -99,7 +99,7 @@ pub enum Decision {
 
 /// The two-choices rule: `local` is this node's load, `candidates` the live
 /// peers able to run the job, `overhead_s` the cost of forwarding one job.
-pub fn decide(local: Load, candidates: &[Candidate], overhead_s: f64) -> Decision {
+pub(crate) fn decide(local: Load, candidates: &[Candidate], overhead_s: f64) -> Decision {
     let Some((index, peer)) = pick_two(candidates, local.mean_job_s) else {
         return Decision::Local;
     };
@@ -118,7 +118,7 @@ pub fn decide(local: Load, candidates: &[Candidate], overhead_s: f64) -> Decisio
 
 /// The less loaded of two random candidates (for role routing and for
 /// `--forwarding always`): an index into `candidates`.
-pub fn least_loaded_of_two(candidates: &[Candidate], fallback_mean_s: f64) -> Option<usize> {
+pub(crate) fn least_loaded_of_two(candidates: &[Candidate], fallback_mean_s: f64) -> Option<usize> {
     pick_two(candidates, fallback_mean_s).map(|(i, _)| i)
 }
 

@@ -14,6 +14,10 @@
 //! - after training, snapshots go to the store, tagged with their
 //!   generation; a restarted node loads the snapshots that match the
 //!   store's generation and retrains only the others.
+//!
+//! It speaks the domain, not the wire: its failures are
+//! [`RecognitionError`]s, each of which names the protocol [`ErrorCode`] a
+//! client gets for it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -30,8 +34,7 @@ use ocellus_recognize::{
 use ocellus_store::{AddOutcome, NewFace, Store, StoreError, StoredFace};
 use tracing::{info, warn};
 
-use crate::job::error;
-use ocellus_protocol::message::ErrorEvent;
+use ocellus_protocol::{ErrorCode, ErrorEvent};
 
 /// A face cut out of a photo by the detection role: greyscale, at the
 /// size it was found, with the hash of the photo.
@@ -42,6 +45,57 @@ pub struct FaceCrop {
     /// SHA-256 of the photo's bytes (the same photo enrolled twice for one
     /// person is stored once).
     pub source_hash: [u8; 32],
+}
+
+/// Why the recognition role could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum RecognitionError {
+    /// The person's name is not acceptable.
+    #[error("{0}")]
+    BadName(String),
+    /// Nobody has that name.
+    #[error("nobody called {0:?} is enrolled")]
+    UnknownPerson(String),
+    /// Recognition before anyone was enrolled.
+    #[error("nobody is enrolled yet: enroll people (op 1) before recognizing")]
+    NobodyEnrolled,
+    /// The algorithm has no model for the enrolled faces (yet).
+    #[error("{0}")]
+    ModelUnavailable(String),
+    /// The node is stopping.
+    #[error("server shutting down")]
+    ShuttingDown,
+    /// A face that cannot be prepared for recognition.
+    #[error("{0}")]
+    BadFace(String),
+    /// The store failed.
+    #[error("{0}")]
+    Store(String),
+    /// A bug.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl RecognitionError {
+    /// The protocol code a client gets for it.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            RecognitionError::BadName(_) => ErrorCode::BadName,
+            RecognitionError::UnknownPerson(_) => ErrorCode::UnknownPerson,
+            RecognitionError::NobodyEnrolled => ErrorCode::NoPeopleEnrolled,
+            RecognitionError::ModelUnavailable(_) => ErrorCode::ModelUnavailable,
+            RecognitionError::ShuttingDown => ErrorCode::ShuttingDown,
+            RecognitionError::BadFace(_) => ErrorCode::BadRequest,
+            RecognitionError::Store(_) => ErrorCode::StoreFailed,
+            RecognitionError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<RecognitionError> for ErrorEvent {
+    fn from(e: RecognitionError) -> ErrorEvent {
+        ErrorEvent::new(e.code(), e.to_string())
+    }
 }
 
 /// How long a recognition may wait for a model that is being trained.
@@ -97,15 +151,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn store_error(e: StoreError) -> ErrorEvent {
+fn store_error(e: StoreError) -> RecognitionError {
     match e {
-        StoreError::BadName(_) => error("bad_name", e.to_string()),
-        other => error("store_failed", format!("face store: {other}")),
+        StoreError::BadName(_) => RecognitionError::BadName(e.to_string()),
+        other => RecognitionError::Store(format!("face store: {other}")),
     }
 }
 
-fn label_of(person: i64) -> Result<Label, ErrorEvent> {
-    Label::try_from(person).map_err(|_| error("internal", format!("person id {person} overflows")))
+fn label_of(person: i64) -> Result<Label, RecognitionError> {
+    Label::try_from(person)
+        .map_err(|_| RecognitionError::Internal(format!("person id {person} overflows")))
 }
 
 impl RecognitionService {
@@ -114,7 +169,7 @@ impl RecognitionService {
     pub fn open(
         data_dir: &Path,
         default_algorithm: Algorithm,
-    ) -> Result<Arc<RecognitionService>, ErrorEvent> {
+    ) -> Result<Arc<RecognitionService>, RecognitionError> {
         let store = Store::open(data_dir).map_err(store_error)?;
         Self::with_store(store, default_algorithm)
     }
@@ -123,7 +178,7 @@ impl RecognitionService {
     pub fn with_store(
         store: Store,
         default_algorithm: Algorithm,
-    ) -> Result<Arc<RecognitionService>, ErrorEvent> {
+    ) -> Result<Arc<RecognitionService>, RecognitionError> {
         let face_size = DEFAULT_FACE_SIZE;
         let generation = store.generation().map_err(store_error)?;
         let names = load_names(&store)?;
@@ -176,13 +231,8 @@ impl RecognitionService {
         std::thread::Builder::new()
             .name("ocellus-trainer".into())
             .spawn(move || trainer(weak))
-            .map_err(|e| error("internal", format!("cannot start the trainer: {e}")))?;
+            .map_err(|e| RecognitionError::Internal(format!("cannot start the trainer: {e}")))?;
         Ok(service)
-    }
-
-    /// The algorithm used when a request names none.
-    pub fn default_algorithm(&self) -> Algorithm {
-        self.default_algorithm
     }
 
     /// Stops the trainer (it finishes the model it is training).
@@ -193,7 +243,11 @@ impl RecognitionService {
 
     /// Stores the faces of `name` and updates the models. Returns once the
     /// store has committed them: one outcome per crop, in order.
-    pub fn enroll(&self, name: &str, crops: &[FaceCrop]) -> Result<CropEnrollResult, ErrorEvent> {
+    pub fn enroll(
+        &self,
+        name: &str,
+        crops: &[FaceCrop],
+    ) -> Result<CropEnrollResult, RecognitionError> {
         ocellus_store::validate_name(name).map_err(store_error)?;
         let prepared: Vec<Image> = crops
             .iter()
@@ -203,8 +257,10 @@ impl RecognitionService {
             .iter()
             .zip(&prepared)
             .map(|(crop, face)| {
-                let png = encode(face, ImageFormat::Png, &EncodeOptions::default())
-                    .map_err(|e| error("internal", format!("cannot encode a face: {e}")))?;
+                let png =
+                    encode(face, ImageFormat::Png, &EncodeOptions::default()).map_err(|e| {
+                        RecognitionError::Internal(format!("cannot encode a face: {e}"))
+                    })?;
                 Ok(NewFace {
                     source_hash: crop.source_hash,
                     png,
@@ -212,7 +268,7 @@ impl RecognitionService {
                     height: face.height(),
                 })
             })
-            .collect::<Result<_, ErrorEvent>>()?;
+            .collect::<Result<_, RecognitionError>>()?;
 
         // Serialise changes of the face set: LBPH first, then the store.
         let mut lbph = self.lbph.write().unwrap_or_else(|p| p.into_inner());
@@ -266,7 +322,7 @@ impl RecognitionService {
         &self,
         crops: &[Image],
         algorithm: Option<Algorithm>,
-    ) -> Result<Vec<Identity>, ErrorEvent> {
+    ) -> Result<Vec<Identity>, RecognitionError> {
         let algorithm = algorithm.unwrap_or(self.default_algorithm);
         if crops.is_empty() {
             return Ok(Vec::new());
@@ -282,7 +338,7 @@ impl RecognitionService {
                 .map(|face| {
                     let p = model
                         .predict(face)
-                        .map_err(|e| error("internal", format!("{algorithm}: {e}")))?;
+                        .map_err(|e| RecognitionError::Internal(format!("{algorithm}: {e}")))?;
                     Ok(Identity {
                         name: p.label.and_then(|l| names.get(&l).cloned()),
                         distance: p.distance,
@@ -290,7 +346,7 @@ impl RecognitionService {
                         model_version: generation,
                     })
                 })
-                .collect::<Result<Vec<_>, ErrorEvent>>()
+                .collect::<Result<Vec<_>, RecognitionError>>()
         };
         if algorithm == Algorithm::Lbph {
             let lbph = self.lbph.read().unwrap_or_else(|p| p.into_inner());
@@ -307,7 +363,7 @@ impl RecognitionService {
     fn subspace_model(
         &self,
         algorithm: Algorithm,
-    ) -> Result<(Arc<dyn Recognizer>, u64), ErrorEvent> {
+    ) -> Result<(Arc<dyn Recognizer>, u64), RecognitionError> {
         if self
             .names
             .read()
@@ -330,17 +386,16 @@ impl RecognitionService {
                 && *generation >= usable_from
                 && settled
             {
-                return Err(error("model_unavailable", message.clone()));
+                return Err(RecognitionError::ModelUnavailable(message.clone()));
             }
             if state.stopping {
-                return Err(error("shutting_down", "server shutting down"));
+                return Err(RecognitionError::ShuttingDown);
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(error(
-                    "model_unavailable",
-                    format!("the {algorithm} model is still training; try again"),
-                ));
+                return Err(RecognitionError::ModelUnavailable(format!(
+                    "the {algorithm} model is still training; try again"
+                )));
             }
             state = self
                 .changed
@@ -351,7 +406,7 @@ impl RecognitionService {
     }
 
     /// Everyone enrolled, by name, with face counts.
-    pub fn people(&self) -> Result<Vec<PersonEntry>, ErrorEvent> {
+    pub fn people(&self) -> Result<Vec<PersonEntry>, RecognitionError> {
         let people = lock(&self.store).people().map_err(store_error)?;
         Ok(people
             .into_iter()
@@ -365,19 +420,14 @@ impl RecognitionService {
     /// Removes a person: their faces, and their influence on every model
     /// (LBPH is retrained at once; Eigen/Fisher models that know them are
     /// no longer used). Returns the number of faces removed.
-    pub fn remove(&self, name: &str) -> Result<u64, ErrorEvent> {
+    pub fn remove(&self, name: &str) -> Result<u64, RecognitionError> {
         let mut lbph = self.lbph.write().unwrap_or_else(|p| p.into_inner());
         let (removed, generation, model) = {
             let mut store = lock(&self.store);
             let removed = store
                 .remove_person(name)
                 .map_err(store_error)?
-                .ok_or_else(|| {
-                    error(
-                        "unknown_person",
-                        format!("nobody called {name:?} is enrolled"),
-                    )
-                })?;
+                .ok_or_else(|| RecognitionError::UnknownPerson(name.to_string()))?;
             let generation = store.generation().map_err(store_error)?;
             let names = load_names(&store)?;
             *self.names.write().unwrap_or_else(|p| p.into_inner()) = names;
@@ -396,18 +446,20 @@ impl RecognitionService {
         Ok(removed)
     }
 
-    fn prepare(&self, gray: &Image) -> Result<Image, ErrorEvent> {
+    fn prepare(&self, gray: &Image) -> Result<Image, RecognitionError> {
         let whole = FaceRect {
             x: 0,
             y: 0,
             width: gray.width(),
             height: gray.height(),
         };
-        prepare_face(gray, whole, self.face_size).map_err(|e| error("bad_request", e.to_string()))
+        prepare_face(gray, whole, self.face_size)
+            .map_err(|e| RecognitionError::BadFace(e.to_string()))
     }
 
     /// Waits until the background trainer has caught up with the store
     /// (tests and benchmarks use it; recognition does not need it).
+    #[cfg(test)]
     pub fn wait_trained(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut state = lock(&self.subspace);
@@ -444,14 +496,11 @@ impl Subspace {
     }
 }
 
-fn nobody_enrolled() -> ErrorEvent {
-    error(
-        "no_people_enrolled",
-        "nobody is enrolled yet: enroll people (op 1) before recognizing",
-    )
+fn nobody_enrolled() -> RecognitionError {
+    RecognitionError::NobodyEnrolled
 }
 
-fn load_names(store: &Store) -> Result<BTreeMap<Label, String>, ErrorEvent> {
+fn load_names(store: &Store) -> Result<BTreeMap<Label, String>, RecognitionError> {
     store
         .names()
         .map_err(store_error)?
@@ -492,16 +541,13 @@ fn load_snapshot(
 }
 
 /// Decodes the stored faces: the training set, in id order.
-fn training_set(faces: &[StoredFace]) -> Result<(Vec<Image>, Vec<Label>), ErrorEvent> {
+fn training_set(faces: &[StoredFace]) -> Result<(Vec<Image>, Vec<Label>), RecognitionError> {
     let limits = DecodeLimits::default();
     let mut images = Vec::with_capacity(faces.len());
     let mut labels = Vec::with_capacity(faces.len());
     for face in faces {
         let (image, _) = decode(&face.png, &limits).map_err(|e| {
-            error(
-                "store_failed",
-                format!("stored face {} is unreadable: {e}", face.id),
-            )
+            RecognitionError::Store(format!("stored face {} is unreadable: {e}", face.id))
         })?;
         let gray = if image.layout() == ocellus_imaging::PixelLayout::Gray {
             image
@@ -516,14 +562,17 @@ fn training_set(faces: &[StoredFace]) -> Result<(Vec<Image>, Vec<Label>), ErrorE
 
 /// A model of `algorithm` trained on every face of the store (untrained if
 /// the store is empty).
-fn train_from(store: &Store, algorithm: Algorithm) -> Result<Box<dyn Recognizer>, ErrorEvent> {
+fn train_from(
+    store: &Store,
+    algorithm: Algorithm,
+) -> Result<Box<dyn Recognizer>, RecognitionError> {
     let faces = store.faces().map_err(store_error)?;
     let (images, labels) = training_set(&faces)?;
     let mut model = new_recognizer(algorithm);
     if !images.is_empty() {
         model
             .train(&images, &labels)
-            .map_err(|e| error("model_unavailable", format!("{algorithm}: {e}")))?;
+            .map_err(|e| RecognitionError::ModelUnavailable(format!("{algorithm}: {e}")))?;
     }
     Ok(model)
 }
@@ -555,6 +604,7 @@ fn trainer(service: std::sync::Weak<RecognitionService>) {
 
 impl RecognitionService {
     /// Training rounds the background trainer has run.
+    #[cfg(test)]
     pub fn training_rounds(&self) -> u64 {
         self.rounds.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -580,7 +630,7 @@ impl RecognitionService {
         let (generation, faces) = match read {
             Ok(r) => r,
             Err(e) => {
-                warn!(error = %e.message, "trainer cannot read the store");
+                warn!(error = %e, "trainer cannot read the store");
                 std::thread::sleep(Duration::from_secs(1));
                 let mut state = lock(&self.subspace);
                 state.dirty = true;
@@ -591,17 +641,17 @@ impl RecognitionService {
         let set = training_set(&faces);
         let mut snapshots = Vec::new();
         for algorithm in [Algorithm::Eigen, Algorithm::Fisher] {
-            let outcome =
-                set.as_ref()
-                    .map_err(|e| e.message.clone())
-                    .and_then(|(images, labels)| {
-                        if images.is_empty() {
-                            return Err("nobody is enrolled".to_string());
-                        }
-                        let mut model = new_recognizer(algorithm);
-                        model.train(images, labels).map_err(|e| e.to_string())?;
-                        Ok(model)
-                    });
+            let outcome = set
+                .as_ref()
+                .map_err(|e| e.to_string())
+                .and_then(|(images, labels)| {
+                    if images.is_empty() {
+                        return Err("nobody is enrolled".to_string());
+                    }
+                    let mut model = new_recognizer(algorithm);
+                    model.train(images, labels).map_err(|e| e.to_string())?;
+                    Ok(model)
+                });
             let mut state = lock(&self.subspace);
             match outcome {
                 Ok(model) => {
@@ -652,11 +702,6 @@ impl RecognitionService {
     }
 }
 
-/// Hex of a photo hash, as the protocol carries it.
-pub(crate) fn hash_hex(hash: &[u8; 32]) -> String {
-    hash.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -665,11 +710,9 @@ mod tests {
     /// A deterministic noise "face" of one person (`seed`), varied by `k`.
     fn face(seed: u32, k: u32) -> FaceCrop {
         let (w, h) = (60u32, 70u32);
-        let pixels: Vec<u8> = (0..w * h)
-            .map(|i| {
-                let base = (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)) >> 24;
-                (base as u8).wrapping_add((k * 3) as u8)
-            })
+        let pixels: Vec<u8> = ocellus_testdata::noise_bytes(u64::from(seed), (w * h) as usize)
+            .into_iter()
+            .map(|v| v.wrapping_add((k * 3) as u8))
             .collect();
         let gray = Image::from_vec(w, h, PixelLayout::Gray, pixels).expect("valid image");
         let mut source_hash = [0u8; 32];
@@ -733,12 +776,12 @@ mod tests {
         }
         let fisher = s.recognize(&[probe], Some(Algorithm::Fisher));
         assert_eq!(
-            fisher.map_err(|e| e.code),
-            Err("model_unavailable".to_string())
+            fisher.map_err(|e| e.code()),
+            Err(ErrorCode::ModelUnavailable)
         );
         assert_eq!(
-            s.remove("alice").map_err(|e| e.code),
-            Err("unknown_person".into())
+            s.remove("alice").map_err(|e| e.code()),
+            Err(ErrorCode::UnknownPerson)
         );
     }
 
@@ -747,11 +790,11 @@ mod tests {
         let s = service();
         for algorithm in [Algorithm::Eigen, Algorithm::Fisher, Algorithm::Lbph] {
             let e = s.recognize(&[face(1, 0).gray], Some(algorithm));
-            assert_eq!(e.map_err(|e| e.code), Err("no_people_enrolled".to_string()));
+            assert_eq!(e.map_err(|e| e.code()), Err(ErrorCode::NoPeopleEnrolled));
         }
         assert_eq!(
-            s.enroll("", &[face(1, 0)]).map_err(|e| e.code),
-            Err("bad_name".into())
+            s.enroll("", &[face(1, 0)]).map_err(|e| e.code()),
+            Err(ErrorCode::BadName)
         );
     }
 }

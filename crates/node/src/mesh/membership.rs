@@ -1,31 +1,35 @@
-//! Peer-to-peer membership: which nodes form the mesh, whether they are
-//! alive, and how loaded they are.
+//! Membership: which nodes form the mesh, whether they are alive, and how
+//! loaded they are.
 //!
 //! Membership, state dissemination and failure detection are chitchat's
-//! (scuttlebutt gossip over UDP with a phi-accrual failure detector). Each
-//! node publishes a few keys in its gossip state ([`keys`]); every gossip
-//! interval this module publishes the node's own load and takes a snapshot
-//! of the others', which the forwarding rule ([`crate::routing`]) reads
-//! without waiting on a lock.
+//! (scuttlebutt gossip with a phi-accrual failure detector), over the
+//! configured transport (UDP; in-memory in tests). Each node publishes a
+//! few keys in its gossip state ([`keys`]); every gossip interval, and
+//! whenever the live set changes, this module publishes the node's own
+//! load and takes a snapshot of the others', which the forwarding rule
+//! reads without waiting on a lock.
+//!
+//! Invariant: the snapshot lists each node once (a restarted node, under
+//! a new generation, shows its live entry), and never this node.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chitchat::transport::UdpTransport;
 use chitchat::{Chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
-use serde::{Deserialize, Serialize};
+use ocellus_protocol::{PeerStatus, RoleSet};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::client::{Client, ClientError};
-use crate::queue::QueueStats;
-use crate::routing::{Candidate, Load};
+use super::links::PeerLinks;
+use super::rule::{Candidate, Load};
+use super::{Forwarding, MeshError, MeshSettings};
+use crate::exec::QueueStats;
 
 /// The gossip keys every node publishes.
-pub mod keys {
+pub(crate) mod keys {
     /// host:port of the node's TCP protocol listener.
     pub const ADDR: &str = "addr";
     /// Comma-separated roles.
@@ -44,109 +48,13 @@ pub mod keys {
     pub const LEAVING: &str = "leaving";
 }
 
-/// When a node hands jobs to peers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Forwarding {
-    /// When a peer's expected wait is clearly shorter (docs/mesh.md).
-    Auto,
-    /// Every FILTER and DETECT job that a live peer can run goes to the
-    /// least loaded of two random peers (to measure forwarding).
-    Always,
-    /// Never for load; only operations this node has no role for move.
-    Never,
-}
-
-impl Forwarding {
-    /// Parses `auto`, `always` or `never`.
-    pub fn from_name(name: &str) -> Option<Forwarding> {
-        match name {
-            "auto" => Some(Forwarding::Auto),
-            "always" => Some(Forwarding::Always),
-            "never" => Some(Forwarding::Never),
-            _ => None,
-        }
-    }
-}
-
-/// How a node takes part in the mesh.
-#[derive(Clone, Debug)]
-pub struct MeshSettings {
-    /// UDP address for gossip; `None`: the TCP listener's address and port.
-    pub gossip: Option<SocketAddr>,
-    /// The IP peers use to reach this node, when it listens on an
-    /// unspecified address (0.0.0.0).
-    pub advertise: Option<IpAddr>,
-    /// Gossip addresses of members to join.
-    pub seeds: Vec<String>,
-    /// Time between gossip rounds.
-    pub gossip_interval: Duration,
-    /// Nodes only gossip with nodes of the same cluster name.
-    pub cluster: String,
-    /// When jobs are handed to peers.
-    pub forwarding: Forwarding,
-}
-
-impl Default for MeshSettings {
-    fn default() -> Self {
-        MeshSettings {
-            gossip: None,
-            advertise: None,
-            seeds: Vec::new(),
-            gossip_interval: Duration::from_millis(500),
-            cluster: "ocellus".to_string(),
-            forwarding: Forwarding::Auto,
-        }
-    }
-}
-
-/// Another node of the mesh, as gossip describes it (one entry of STATUS
-/// `peers`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PeerInfo {
-    /// Its identifier.
-    pub node_id: String,
-    /// host:port of its protocol listener.
-    pub addr: String,
-    /// Its gossip address.
-    pub gossip_addr: String,
-    /// Its roles.
-    pub roles: Vec<String>,
-    /// Jobs waiting there.
-    pub queue_length: u64,
-    /// Jobs running there.
-    pub busy: u64,
-    /// Its worker threads.
-    pub workers: u64,
-    /// Jobs it ran itself.
-    pub jobs_done: u64,
-    /// Its recent mean job time, seconds.
-    pub mean_job_s: f64,
-    /// Whether the failure detector thinks it is alive.
-    pub alive: bool,
-    /// Whether it announced that it is leaving.
-    pub leaving: bool,
-}
-
-impl PeerInfo {
-    /// Whether it may be sent work.
-    pub fn usable(&self) -> bool {
-        self.alive && !self.leaving
-    }
-
-    /// Whether it serves every role in `roles`.
-    pub fn has_roles(&self, roles: &[&str]) -> bool {
-        roles
-            .iter()
-            .all(|r| self.roles.iter().any(|have| have == r))
-    }
-
-    fn load(&self) -> Load {
-        Load {
-            queue_length: self.queue_length,
-            busy: self.busy,
-            workers: self.workers,
-            mean_job_s: self.mean_job_s,
-        }
+/// The load a peer's gossip state describes.
+fn load_of(p: &PeerStatus) -> Load {
+    Load {
+        queue_length: p.queue_length,
+        busy: p.busy,
+        workers: p.workers,
+        mean_job_s: p.mean_job_s,
     }
 }
 
@@ -155,33 +63,15 @@ pub(crate) struct Mesh {
     node_id: String,
     chitchat: Arc<tokio::sync::Mutex<Chitchat>>,
     handle: tokio::sync::Mutex<Option<ChitchatHandle>>,
-    peers: watch::Sender<Arc<Vec<PeerInfo>>>,
+    peers: watch::Sender<Arc<Vec<PeerStatus>>>,
     /// Jobs forwarded to each peer (by node id) that have not finished.
     in_flight: Mutex<HashMap<String, u64>>,
-    /// One connection per peer address, opened on first use.
-    links: tokio::sync::Mutex<HashMap<String, Arc<Client>>>,
+    /// Connections to peers.
+    pub links: PeerLinks,
     /// When to hand jobs over.
     pub forwarding: Forwarding,
     jobs_forwarded: AtomicU64,
     interval: Duration,
-}
-
-/// Why the mesh could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum MeshError {
-    /// No address peers could use.
-    #[error(
-        "the node listens on {0}, which peers cannot reach: give --advertise IP (or listen on a specific address)"
-    )]
-    NoAdvertiseAddress(IpAddr),
-    /// The gossip socket could not be opened.
-    #[error("cannot start gossip on UDP {addr}: {message} (choose another with --gossip ADDR)")]
-    Gossip {
-        /// The address tried.
-        addr: SocketAddr,
-        /// Why.
-        message: String,
-    },
 }
 
 impl Mesh {
@@ -190,7 +80,7 @@ impl Mesh {
         settings: &MeshSettings,
         node_id: &str,
         listen: SocketAddr,
-        roles: &[String],
+        roles: RoleSet,
         workers: usize,
     ) -> Result<Mesh, MeshError> {
         let host = match (settings.advertise, listen.ip()) {
@@ -230,11 +120,11 @@ impl Mesh {
         };
         let initial = vec![
             (keys::ADDR.to_string(), protocol_addr.to_string()),
-            (keys::ROLES.to_string(), roles.join(",")),
+            (keys::ROLES.to_string(), roles.to_string()),
             (keys::WORKERS.to_string(), workers.to_string()),
             (keys::LEAVING.to_string(), "false".to_string()),
         ];
-        let handle = chitchat::spawn_chitchat(config, initial, &UdpTransport)
+        let handle = chitchat::spawn_chitchat(config, initial, settings.transport.0.as_ref())
             .await
             .map_err(|e| MeshError::Gossip {
                 addr: gossip_listen,
@@ -247,7 +137,7 @@ impl Mesh {
             handle: tokio::sync::Mutex::new(Some(handle)),
             peers: watch::Sender::new(Arc::new(Vec::new())),
             in_flight: Mutex::new(HashMap::new()),
-            links: tokio::sync::Mutex::new(HashMap::new()),
+            links: PeerLinks::default(),
             forwarding: settings.forwarding,
             jobs_forwarded: AtomicU64::new(0),
             interval,
@@ -280,24 +170,19 @@ impl Mesh {
         own.set(keys::MEAN_JOB_S, format!("{:.3}", stats.mean_job_s));
         let self_id = chitchat.self_chitchat_id().clone();
         let live: std::collections::HashSet<&ChitchatId> = chitchat.live_nodes().collect();
-        let mut peers: Vec<PeerInfo> = chitchat
+        let mut peers: Vec<PeerStatus> = chitchat
             .node_states()
             .iter()
             .filter(|(id, _)| **id != self_id)
             .filter_map(|(id, state)| {
                 let get = |k: &str| state.get(k);
                 let num = |k: &str| get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
-                Some(PeerInfo {
+                Some(PeerStatus {
                     node_id: id.node_id.to_string(),
                     // A node whose state has not arrived yet is not usable.
                     addr: get(keys::ADDR)?.to_string(),
                     gossip_addr: id.gossip_advertise_addr.to_string(),
-                    roles: get(keys::ROLES)
-                        .unwrap_or("")
-                        .split(',')
-                        .filter(|r| !r.is_empty())
-                        .map(str::to_string)
-                        .collect(),
+                    roles: RoleSet::parse_lenient(get(keys::ROLES).unwrap_or("")),
                     queue_length: num(keys::QUEUE_LENGTH),
                     busy: num(keys::BUSY),
                     workers: num(keys::WORKERS),
@@ -326,7 +211,7 @@ impl Mesh {
     }
 
     /// The other nodes, alive or recently dead.
-    pub(crate) fn peers(&self) -> Arc<Vec<PeerInfo>> {
+    pub(crate) fn peers(&self) -> Arc<Vec<PeerStatus>> {
         self.peers.borrow().clone()
     }
 
@@ -334,16 +219,16 @@ impl Mesh {
     /// its load as the forwarding rule sees it.
     pub(crate) fn candidates(
         &self,
-        roles: &[&str],
+        roles: RoleSet,
         exclude: &[String],
-    ) -> (Vec<PeerInfo>, Vec<Candidate>) {
+    ) -> (Vec<PeerStatus>, Vec<Candidate>) {
         let in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         self.peers()
             .iter()
-            .filter(|p| p.usable() && p.has_roles(roles) && !exclude.contains(&p.node_id))
+            .filter(|p| p.usable() && p.roles.contains_all(roles) && !exclude.contains(&p.node_id))
             .map(|p| {
                 let c = Candidate {
-                    load: p.load(),
+                    load: load_of(p),
                     in_flight_from_us: in_flight.get(&p.node_id).copied().unwrap_or(0),
                 };
                 (p.clone(), c)
@@ -387,34 +272,6 @@ impl Mesh {
             if rx.changed().await.is_err() {
                 return;
             }
-        }
-    }
-
-    /// A connection to the peer at `addr`: the open one, or a new one.
-    pub(crate) async fn link(&self, addr: &str) -> Result<Arc<Client>, ClientError> {
-        let mut links = self.links.lock().await;
-        if let Some(c) = links.get(addr).filter(|c| !c.is_closed()) {
-            return Ok(c.clone());
-        }
-        let connect = Client::connect(addr);
-        let client = match tokio::time::timeout(Duration::from_secs(5), connect).await {
-            Ok(c) => Arc::new(c?),
-            Err(_) => {
-                return Err(ClientError::Connect {
-                    addr: addr.to_string(),
-                    source: std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"),
-                });
-            }
-        };
-        links.insert(addr.to_string(), client.clone());
-        Ok(client)
-    }
-
-    /// Forgets a connection that failed, so the next job opens a new one.
-    pub(crate) async fn forget_link(&self, addr: &str, client: &Arc<Client>) {
-        let mut links = self.links.lock().await;
-        if links.get(addr).is_some_and(|c| Arc::ptr_eq(c, client)) {
-            links.remove(addr);
         }
     }
 

@@ -1,0 +1,49 @@
+//! Connections to peers: one per peer address, opened on first use and
+//! forgotten when it fails, so the next job opens a new one.
+//!
+//! Invariant: a failed connection is forgotten only if it is still the
+//! one in the pool (a newer one opened meanwhile by another job stays).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ocellus_client::{Client, ClientError};
+
+/// How long opening a connection to a peer may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The pool.
+#[derive(Default)]
+pub(crate) struct PeerLinks {
+    links: tokio::sync::Mutex<HashMap<String, Arc<Client>>>,
+}
+
+impl PeerLinks {
+    /// A connection to the peer at `addr`: the open one, or a new one.
+    pub async fn get(&self, addr: &str) -> Result<Arc<Client>, ClientError> {
+        let mut links = self.links.lock().await;
+        if let Some(c) = links.get(addr).filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        let client = match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect(addr)).await {
+            Ok(c) => Arc::new(c?),
+            Err(_) => {
+                return Err(ClientError::Connect {
+                    addr: addr.to_string(),
+                    source: std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"),
+                });
+            }
+        };
+        links.insert(addr.to_string(), client.clone());
+        Ok(client)
+    }
+
+    /// Forgets a connection that failed.
+    pub async fn forget(&self, addr: &str, client: &Arc<Client>) {
+        let mut links = self.links.lock().await;
+        if links.get(addr).is_some_and(|c| Arc::ptr_eq(c, client)) {
+            links.remove(addr);
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The TCP side of a node: accepting connections ([`listener`]), reading
+//! frames and writing events on each ([`connection`]), and delivering a
+//! request's events in order with backpressure ([`writer`]).
+//!
+//! What a request means is not decided here: each complete frame becomes
+//! an [`Incoming`](crate::call::Incoming) handed to
+//! [`crate::request::handle`].
+
+pub(crate) mod connection;
+pub(crate) mod listener;
+pub(crate) mod writer;
