@@ -13,7 +13,7 @@
 //! - `roles/`: the loaded roles (detection, the link to recognition,
 //!   recognition with its store);
 //! - `exec/`: the bounded queue and the worker threads;
-//! - `mesh/`: membership, peer links, the forwarding rule, routing and
+//! - `mesh/`: membership, peer connections, the forwarding rule, routing and
 //!   hand-over;
 //! - `request/`: one module per operation (parse, job, run, answer) and the
 //!   transport-neutral handler;

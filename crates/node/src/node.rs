@@ -265,7 +265,7 @@ fn open_roles(config: &NodeConfig) -> Result<Roles, NodeError> {
 fn hand_over_or_refuse(state: &Arc<State>, job: QueuedJob<Task>) {
     let Task {
         request, responder, ..
-    } = job.work;
+    } = job.task;
     let refuse = |responder: crate::call::Responder| {
         responder.error(error(ErrorCode::ShuttingDown, "server shutting down"))
     };

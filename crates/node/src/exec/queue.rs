@@ -27,8 +27,8 @@ pub struct QueuedJob<W> {
     pub cancelled: Arc<AtomicBool>,
     /// Where progress goes.
     pub sink: Arc<dyn JobSink>,
-    /// The work itself.
-    pub work: W,
+    /// The queued item (the node's `Task`).
+    pub task: W,
     last_position: u64,
 }
 
@@ -140,7 +140,7 @@ impl<W> JobQueue<W> {
             request_id,
             cancelled,
             sink,
-            work,
+            task: work,
             last_position: position,
         });
         s.stats.queue_length = s.waiting.len() as u64;
@@ -315,9 +315,9 @@ mod tests {
             ))
         );
         let first = q.pop().unwrap();
-        assert_eq!(first.work, 1);
+        assert_eq!(first.task, 1);
         q.finish(first.job, true, Duration::from_millis(10));
-        assert_eq!(q.pop().unwrap().work, 2);
+        assert_eq!(q.pop().unwrap().task, 2);
         assert_eq!(positions(&rec, 3), vec![3, 2, 1]);
         assert_eq!(q.stats().jobs_done, 1);
         assert_eq!(q.stats().busy, 1);
@@ -334,7 +334,7 @@ mod tests {
         gone.store(true, Ordering::Release);
         q.purge_cancelled();
         assert_eq!(positions(&rec, 3), vec![3, 1]);
-        assert_eq!(q.pop().unwrap().work, "c");
+        assert_eq!(q.pop().unwrap().task, "c");
     }
 
     #[test]

@@ -61,7 +61,7 @@ fn run(w: &Workers) {
         let started = Instant::now();
         let Task {
             work, responder, ..
-        } = job.work;
+        } = job.task;
         let description = work.describe();
         let others_waiting = w.queue.stats().queue_length > 0;
         let ran = match &alone {

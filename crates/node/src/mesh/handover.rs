@@ -136,7 +136,7 @@ async fn attempt(
     let mut sent: Option<(Arc<Client>, ocellus_client::Request)> = None;
     let mut last_error = String::new();
     for _ in 0..2 {
-        let client = match mesh.links.get(&peer.addr).await {
+        let client = match mesh.connections.get(&peer.addr).await {
             Ok(c) => c,
             Err(e) => return Outcome::Failed(responder, e.to_string()),
         };
@@ -146,7 +146,7 @@ async fn attempt(
         let sent_now = tokio::select! {
             r = send => r,
             _ = mesh.wait_dead(&peer.node_id) => {
-                mesh.links.forget(&peer.addr, &client).await;
+                mesh.connections.forget(&peer.addr, &client).await;
                 return Outcome::Failed(responder, "the failure detector declared it dead".into());
             }
         };
@@ -157,7 +157,7 @@ async fn attempt(
             }
             Err(e) => {
                 last_error = e.to_string();
-                mesh.links.forget(&peer.addr, &client).await;
+                mesh.connections.forget(&peer.addr, &client).await;
             }
         }
     }
@@ -168,12 +168,12 @@ async fn attempt(
         let event = tokio::select! {
             event = events.next() => event,
             _ = mesh.wait_dead(&peer.node_id) => {
-                mesh.links.forget(&peer.addr, &client).await;
+                mesh.connections.forget(&peer.addr, &client).await;
                 return Outcome::Failed(responder, "the failure detector declared it dead".into());
             }
         };
         let Some(mut event) = event else {
-            mesh.links.forget(&peer.addr, &client).await;
+            mesh.connections.forget(&peer.addr, &client).await;
             return Outcome::Failed(responder, "connection lost".into());
         };
         match event.op {

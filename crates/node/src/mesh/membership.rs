@@ -23,7 +23,7 @@ use ocellus_protocol::{PeerStatus, RoleSet};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::links::PeerLinks;
+use super::connections::PeerConnections;
 use super::rule::{Candidate, Load};
 use super::{Forwarding, MeshError, MeshSettings};
 use crate::exec::QueueStats;
@@ -67,7 +67,7 @@ pub(crate) struct Mesh {
     /// Jobs forwarded to each peer (by node id) that have not finished.
     in_flight: Mutex<HashMap<String, u64>>,
     /// Connections to peers.
-    pub links: PeerLinks,
+    pub connections: PeerConnections,
     /// When to hand jobs over.
     pub forwarding: Forwarding,
     jobs_forwarded: AtomicU64,
@@ -137,7 +137,7 @@ impl Mesh {
             handle: tokio::sync::Mutex::new(Some(handle)),
             peers: watch::Sender::new(Arc::new(Vec::new())),
             in_flight: Mutex::new(HashMap::new()),
-            links: PeerLinks::default(),
+            connections: PeerConnections::default(),
             forwarding: settings.forwarding,
             jobs_forwarded: AtomicU64::new(0),
             interval,

@@ -1,5 +1,5 @@
 //! The peer-to-peer mesh: which nodes form it and how loaded they are
-//! ([`membership`]), the connections to them ([`links`]), the pure
+//! ([`membership`]), the connections to them ([`connections`]), the pure
 //! forwarding rule ([`rule`]), where a request goes ([`route`]), and
 //! running a request on a peer while its caller hears the peer's events
 //! ([`handover`]).
@@ -8,7 +8,7 @@
 //! comes back to the caller ([`handover::Unplaced`]) to run here.
 
 pub(crate) mod handover;
-pub(crate) mod links;
+pub(crate) mod connections;
 pub(crate) mod membership;
 pub(crate) mod route;
 pub(crate) mod rule;

@@ -1,4 +1,4 @@
-//! Connections to peers: one per peer address, opened on first use and
+//! Connections to peers (for forwarded requests): one per peer address, opened on first use and
 //! forgotten when it fails, so the next job opens a new one.
 //!
 //! Invariant: a failed connection is forgotten only if it is still the
@@ -15,15 +15,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The pool.
 #[derive(Default)]
-pub(crate) struct PeerLinks {
-    links: tokio::sync::Mutex<HashMap<String, Arc<Client>>>,
+pub(crate) struct PeerConnections {
+    pool: tokio::sync::Mutex<HashMap<String, Arc<Client>>>,
 }
 
-impl PeerLinks {
+impl PeerConnections {
     /// A connection to the peer at `addr`: the open one, or a new one.
     pub async fn get(&self, addr: &str) -> Result<Arc<Client>, ClientError> {
-        let mut links = self.links.lock().await;
-        if let Some(c) = links.get(addr).filter(|c| !c.is_closed()) {
+        let mut pool = self.pool.lock().await;
+        if let Some(c) = pool.get(addr).filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
         let client = match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect(addr)).await {
@@ -35,15 +35,15 @@ impl PeerLinks {
                 });
             }
         };
-        links.insert(addr.to_string(), client.clone());
+        pool.insert(addr.to_string(), client.clone());
         Ok(client)
     }
 
     /// Forgets a connection that failed.
     pub async fn forget(&self, addr: &str, client: &Arc<Client>) {
-        let mut links = self.links.lock().await;
-        if links.get(addr).is_some_and(|c| Arc::ptr_eq(c, client)) {
-            links.remove(addr);
+        let mut pool = self.pool.lock().await;
+        if pool.get(addr).is_some_and(|c| Arc::ptr_eq(c, client)) {
+            pool.remove(addr);
         }
     }
 }
