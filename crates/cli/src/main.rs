@@ -1,7 +1,17 @@
 //! `ocellus`: one binary for every Ocellus role and client command.
+//!
+//! Structure, dependencies running one way: `commands/` (one module per
+//! subcommand) uses `remote` (the network side of the client commands,
+//! over `ocellus-client`) and `output` (what several commands print and
+//! write); `cascades` finds the detector's cascade files.
+//!
+//! Invariant: a command's error reaches the user as one `error: …` line on
+//! stderr, with its causes, and exit status 1.
 
 mod cascades;
 mod commands;
+mod output;
+mod remote;
 
 use std::process::ExitCode;
 

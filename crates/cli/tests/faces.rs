@@ -548,7 +548,7 @@ fn bad_face_requests_get_clear_errors_and_the_node_goes_on() {
     let corrupt = dir.path().join("corrupt.jpg");
     // A JPEG signature followed by garbage.
     let mut bytes = vec![0xff, 0xd8, 0xff, 0xe0];
-    bytes.extend((0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+    bytes.extend(ocellus_testdata::noise_bytes(1, 5000));
     std::fs::write(&corrupt, &bytes).expect("write");
     let corrupt = corrupt.to_str().expect("utf-8");
 

@@ -277,7 +277,7 @@ fn the_async_client_shares_one_connection_between_requests() {
     let addr = server.address();
     let results = runtime.block_on(async {
         let client = std::sync::Arc::new(
-            ocellus_node::client::Client::connect(&addr)
+            ocellus_client::Client::connect(&addr)
                 .await
                 .expect("connect"),
         );
@@ -1125,13 +1125,13 @@ fn the_async_client_reports_a_closed_connection_instead_of_waiting() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let client = ocellus_node::client::Client::connect(&addr)
+        let client = ocellus_client::Client::connect(&addr)
             .await
             .expect("connect");
         let first = client.filter(small.clone(), "invert", None, None).await;
         let first = tokio::time::timeout(PATIENCE, first.expect("sent").finish()).await;
         assert!(
-            matches!(first, Ok(Err(ocellus_node::client::ClientError::Closed))),
+            matches!(first, Ok(Err(ocellus_client::ClientError::Closed))),
             "{first:?}"
         );
         // The connection is gone: a new request must fail, not wait forever.

@@ -1,20 +1,42 @@
-//! The networked client: many requests at once over one connection, each
-//! with its own stream of events.
+//! The Ocellus client: many requests at once over one connection to a
+//! node, each with its own stream of events.
+//!
+//! It owns the client side of a connection and nothing else: it knows the
+//! protocol (`ocellus-protocol`) and tokio, and must not depend on the
+//! node, the algorithms or the CLI. Both the CLI and the node's links to
+//! peers and to a recognition node use it.
+//!
+//! Invariant: every request gets each of its events once, in the order the
+//! node sent them, and learns (its stream ends) when the connection closes;
+//! a request sent on a closed connection fails at once.
+//!
+//! Modules: `call` (a request to send, and the requests that carry
+//! images), `retry` ([`Client::call`]: one request followed to its answer,
+//! BUSY retried, the queue news typed).
+
+#![warn(missing_docs)]
+
+mod call;
+mod retry;
+
+pub use call::Call;
+pub use retry::{Progress, Retry};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ocellus_protocol::message::{ErrorEvent, from_header, to_header};
-use ocellus_protocol::{Decoded, Frame, FrameError, FrameLimits, Op, decode_frame};
+use bytes::Bytes;
+use ocellus_protocol::message::from_header;
+use ocellus_protocol::{
+    Decoded, ErrorCode, ErrorEvent, Frame, FrameError, FrameLimits, Op, StatusReport, decode_frame,
+};
 use serde_json::{Map, Value};
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
-
-use crate::status::StatusReport;
 
 /// One event about a request.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,7 +46,7 @@ pub struct Event {
     /// Its JSON header.
     pub header: Map<String, Value>,
     /// Its payload (a RESULT's images).
-    pub payload: Vec<u8>,
+    pub payload: Bytes,
 }
 
 impl Event {
@@ -36,10 +58,8 @@ impl Event {
     /// The error, if this is an ERROR event.
     pub fn as_error(&self) -> Option<ErrorEvent> {
         (self.op == Op::Error).then(|| {
-            from_header(&self.header).unwrap_or_else(|_| ErrorEvent {
-                code: "internal".into(),
-                message: "unreadable ERROR event".into(),
-            })
+            from_header(&self.header)
+                .unwrap_or_else(|_| ErrorEvent::new(ErrorCode::Internal, "unreadable ERROR event"))
         })
     }
 }
@@ -70,6 +90,12 @@ pub enum ClientError {
     /// The server's answer did not have the expected form.
     #[error("unexpected answer from the server: {0}")]
     Unexpected(String),
+    /// The server answered BUSY to every attempt ([`Client::call`]).
+    #[error("server still busy after {attempts} tries")]
+    StillBusy {
+        /// How many times the request was sent.
+        attempts: u32,
+    },
 }
 
 /// Open requests by id; `None` once the connection has closed.
@@ -165,7 +191,7 @@ impl Client {
         &self,
         op: Op,
         header: Map<String, Value>,
-        payload: Vec<u8>,
+        payload: impl Into<Bytes>,
     ) -> Result<Request, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
@@ -192,11 +218,17 @@ impl Client {
     /// Asks the node for its STATUS.
     pub async fn status(&self) -> Result<StatusReport, ClientError> {
         let event = self
-            .request(Op::Status, Map::new(), Vec::new())
+            .request(Op::Status, Map::new(), Bytes::new())
             .await?
             .finish()
             .await?;
         from_header(&event.header).map_err(|e| ClientError::Unexpected(e.to_string()))
+    }
+
+    /// Sends `call` once and returns the stream of its events.
+    pub async fn send(&self, call: &Call) -> Result<Request, ClientError> {
+        self.request(call.op, call.header.clone(), call.payload.clone())
+            .await
     }
 
     /// Sends a request that carries images: their lengths go in the
@@ -204,12 +236,10 @@ impl Client {
     pub async fn request_images(
         &self,
         op: Op,
-        mut header: Map<String, Value>,
+        header: Map<String, Value>,
         images: &[Vec<u8>],
     ) -> Result<Request, ClientError> {
-        let lengths: Vec<u64> = images.iter().map(|i| i.len() as u64).collect();
-        header.insert("images".into(), Value::from(lengths));
-        self.request(op, header, images.concat()).await
+        self.send(&Call::with_images(op, header, images)).await
     }
 
     /// Sends one image to be filtered; returns the request's events.
@@ -220,13 +250,7 @@ impl Client {
         format: Option<&str>,
         quality: Option<u8>,
     ) -> Result<Request, ClientError> {
-        let mut header = to_header(&ocellus_protocol::message::FilterRequest {
-            ops: ops.to_string(),
-            format: format.map(str::to_string),
-            quality,
-        });
-        header.insert("images".into(), Value::from(vec![image.len() as u64]));
-        self.request(Op::Filter, header, image).await
+        self.send(&Call::filter(image, ops, format, quality)).await
     }
 }
 

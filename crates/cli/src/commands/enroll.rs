@@ -1,16 +1,22 @@
 //! `ocellus enroll`: store photos of a person on a node (the original
 //! system's operation 1).
+//!
+//! Invariant: the photos go in as few requests as the protocol's limits
+//! allow (`batches`), one after the other, and each photo's outcome is
+//! reported against its own file, in order; what is printed for a rejected
+//! photo is chosen by its `rejection`, never by the node's wording.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use ocellus_client::Call;
 use ocellus_protocol::Op;
-use ocellus_protocol::face::{DetectOverrides, EnrollRequest, EnrollResult, FaceBox};
-use ocellus_protocol::message::{from_header, to_header};
+use ocellus_protocol::face::{DetectOverrides, EnrollRequest, EnrollResult, FaceBox, Rejection};
+use ocellus_protocol::message::to_header;
 use serde::Serialize;
 
-use super::remote::{ServerArg, await_result, connect, runtime};
+use crate::remote::{ServerArg, answer, call, connect, runtime};
 
 /// Arguments of `ocellus enroll`.
 #[derive(clap::Args)]
@@ -40,6 +46,9 @@ struct ImageReport {
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     face: Option<FaceBox>,
+    /// Not in the JSON report (its fields are documented as they are).
+    #[serde(skip)]
+    rejection: Option<Rejection>,
 }
 
 #[derive(Serialize)]
@@ -73,16 +82,14 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<ExitCode> {
         let client = connect(&args.node.server).await?;
         let mut results: Vec<EnrollResult> = Vec::new();
         for batch in batches(&photos) {
-            let event = await_result(
-                || client.request_images(Op::Enroll, header.clone(), batch),
-                &|line| {
-                    if !quiet {
-                        eprintln!("{line}")
-                    }
-                },
-            )
+            let request = Call::with_images(Op::Enroll, header.clone(), batch);
+            let event = call(&client, &request, |line| {
+                if !quiet {
+                    eprintln!("{line}")
+                }
+            })
             .await?;
-            results.push(from_header(&event.header).context("unexpected answer from the node")?);
+            results.push(answer(&event)?);
         }
         anyhow::Ok(results)
     })?;
@@ -96,6 +103,7 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<ExitCode> {
             accepted: i.accepted,
             message: i.message,
             face: i.face,
+            rejection: i.rejection,
         })
         .collect();
     let rejected = images.iter().filter(|i| !i.accepted).count();
@@ -111,7 +119,7 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<ExitCode> {
             let n = n + 1;
             if image.accepted {
                 println!("Image {n} ({}): {}", image.file, image.message);
-            } else if image.message == "no face found" {
+            } else if image.rejection == Some(Rejection::NoFace) {
                 println!("Image {n} ({}) has no face", image.file);
             } else {
                 println!("Image {n} ({}) rejected: {}", image.file, image.message);

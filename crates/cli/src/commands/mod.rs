@@ -1,13 +1,16 @@
-//! One module per subcommand.
+//! One module per subcommand; a subcommand with two modes (`--local`,
+//! `--server`) is a folder whose `mod.rs` holds its arguments and picks
+//! the mode.
+//!
+//! Invariant: a command module depends on `crate::remote` (the network)
+//! and `crate::output` (what several commands print), never on another
+//! command.
 
 pub mod detect;
-mod detect_remote;
 pub mod enroll;
 pub mod eval;
 pub mod filter;
-mod filter_remote;
 pub mod people;
 pub mod recognize;
-mod remote;
 pub mod serve;
 pub mod status;

@@ -1,13 +1,18 @@
 //! `ocellus people`: who is enrolled on a node; remove someone.
+//!
+//! Invariant: one request per run, sent once; the exit code is success
+//! only when the node answered it with a RESULT of the expected form.
 
 use std::process::ExitCode;
 
-use anyhow::Context;
+use bytes::Bytes;
+use ocellus_client::Client;
 use ocellus_protocol::Op;
 use ocellus_protocol::face::{PeopleResult, RemovePersonRequest, RemovePersonResult};
-use ocellus_protocol::message::{from_header, to_header};
+use ocellus_protocol::message::to_header;
+use serde_json::{Map, Value};
 
-use super::remote::{ServerArg, connect, runtime};
+use crate::remote::{ServerArg, answer, connect, runtime};
 
 /// Arguments of `ocellus people`.
 #[derive(clap::Args)]
@@ -40,13 +45,7 @@ pub fn run(args: PeopleArgs) -> anyhow::Result<ExitCode> {
         let client = connect(&args.node.server).await?;
         match args.action {
             PeopleAction::List { json } => {
-                let event = client
-                    .request(Op::People, Default::default(), Vec::new())
-                    .await?
-                    .finish()
-                    .await?;
-                let result: PeopleResult =
-                    from_header(&event.header).context("unexpected answer from the node")?;
+                let result: PeopleResult = ask(&client, Op::People, Map::new()).await?;
                 if json {
                     println!("{}", serde_json::to_string(&result.people)?);
                 } else if result.people.is_empty() {
@@ -64,16 +63,24 @@ pub fn run(args: PeopleArgs) -> anyhow::Result<ExitCode> {
             }
             PeopleAction::Remove { name } => {
                 let header = to_header(&RemovePersonRequest { name });
-                let event = client
-                    .request(Op::RemovePerson, header, Vec::new())
-                    .await?
-                    .finish()
-                    .await?;
-                let result: RemovePersonResult =
-                    from_header(&event.header).context("unexpected answer from the node")?;
+                let result: RemovePersonResult = ask(&client, Op::RemovePerson, header).await?;
                 println!("removed {} ({} faces)", result.name, result.removed_faces);
             }
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Sends one request without images and reads its RESULT.
+async fn ask<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    op: Op,
+    header: Map<String, Value>,
+) -> anyhow::Result<T> {
+    let event = client
+        .request(op, header, Bytes::new())
+        .await?
+        .finish()
+        .await?;
+    answer(&event)
 }

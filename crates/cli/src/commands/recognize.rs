@@ -1,22 +1,22 @@
 //! `ocellus recognize`: who is in these photos (the original system's
 //! operation 2).
+//!
+//! Invariant: a photo without a face, or whose faces nobody matches, is an
+//! answer, not a failure; only a photo the node could not process (its
+//! error code) or a failed request fails the command.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
-use ocellus_codec::{DecodeLimits, decode};
 use ocellus_detect::Rect;
 use ocellus_protocol::Op;
 use ocellus_protocol::face::{DetectOverrides, RecognizeRequest, RecognizedFace, RecognizedImage};
 use ocellus_protocol::message::to_header;
 use serde::Serialize;
 
-use super::detect::{GREEN, write_annotated};
-use super::remote::{ServerArg, each_file, image_error};
-
-/// Box colour of a face that was not identified.
-const RED: [u8; 3] = [255, 0, 0];
+use crate::output::annotate::{self, GREEN, RED};
+use crate::output::report::geometry;
+use crate::remote::{ServerArg, each_file, image_error};
 
 /// Arguments of `ocellus recognize`.
 #[derive(clap::Args)]
@@ -55,8 +55,7 @@ pub fn run(args: RecognizeArgs) -> anyhow::Result<ExitCode> {
         crops: None,
     });
     if let Some(dir) = &args.annotate {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create folder {}", dir.display()))?;
+        annotate::create_folder(dir)?;
     }
     // Queue news only for a single file in human mode.
     let progress: fn(String) = if args.files.len() == 1 && !args.json {
@@ -100,8 +99,7 @@ fn show(
         println!("{shown}: Image {index} has no face");
     } else {
         for face in &found.faces {
-            let b = &face.face;
-            let at = format!("{}x{}+{}+{}", b.width, b.height, b.x, b.y);
+            let at = geometry(&annotate::rect(&face.face));
             let id = &face.identity;
             match &id.name {
                 Some(name) => println!(
@@ -119,28 +117,19 @@ fn show(
         }
     }
     if let Some(dir) = &args.annotate {
-        let (image, format) = decode(bytes, &DecodeLimits::default())?;
         let boxes: Vec<(Rect, [u8; 3])> = found
             .faces
             .iter()
             .map(|f| {
-                let rect = Rect {
-                    x: f.face.x,
-                    y: f.face.y,
-                    width: f.face.width,
-                    height: f.face.height,
+                let colour = if f.identity.name.is_some() {
+                    GREEN
+                } else {
+                    RED
                 };
-                (
-                    rect,
-                    if f.identity.name.is_some() {
-                        GREEN
-                    } else {
-                        RED
-                    },
-                )
+                (annotate::rect(&f.face), colour)
             })
             .collect();
-        write_annotated(dir, file, image, format, &boxes)?;
+        annotate::write_annotated_bytes(dir, file, bytes, &boxes)?;
     }
     Ok(())
 }

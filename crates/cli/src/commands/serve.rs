@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use ocellus_detect::DetectParams;
-use ocellus_node::faces::{DetectionSettings, MIN_FACE_SIZE, MIN_SCALE_FACTOR};
-use ocellus_node::mesh::{Forwarding, MeshSettings};
-use ocellus_node::{NodeConfig, Roles, Server};
+use ocellus_node::{
+    DetectionSettings, Forwarding, MIN_FACE_SIZE, MIN_SCALE_FACTOR, MeshSettings, Node, NodeConfig,
+};
+use ocellus_protocol::{Role, RoleSet};
 use ocellus_recognize::Algorithm;
 
 use crate::cascades;
@@ -103,25 +104,24 @@ pub struct ServeArgs {
 
 /// Runs the node until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let roles = RoleSet::parse(&args.roles).map_err(anyhow::Error::msg)?;
     let mut config = NodeConfig {
-        listen: args.listen,
         queue_capacity: args.queue_capacity.max(1),
         data_dir: args.data_dir,
         idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
         frame_timeout: Duration::from_secs(args.frame_timeout.max(1)),
-        ..NodeConfig::default()
+        ..NodeConfig::new(args.listen, roles)
     };
     if let Some(w) = args.workers {
         config.workers = w.max(1);
     }
     config.frame_limits.max_frame = args.max_frame;
     config.decode_limits.max_pixels = args.max_pixels;
-    config.roles = Roles::parse(&args.roles).map_err(anyhow::Error::msg)?;
     config.default_algorithm = Algorithm::from_name(&args.algorithm).unwrap_or(Algorithm::Lbph);
-    if args.recognizer.is_some() && !config.roles.detect {
+    if args.recognizer.is_some() && !roles.contains(Role::Detect) {
         bail!("--recognizer is for a node with the detect role");
     }
-    if args.recognizer.is_some() && config.roles.recognize {
+    if args.recognizer.is_some() && roles.contains(Role::Recognize) {
         bail!("--recognizer sends faces elsewhere: drop the recognize role (--roles detect)");
     }
     config.recognizer_addr = args.recognizer;
@@ -132,8 +132,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         gossip_interval: Duration::from_millis(args.gossip_interval.max(10)),
         cluster: args.cluster,
         forwarding: Forwarding::from_name(&args.forwarding).unwrap_or(Forwarding::Auto),
+        ..MeshSettings::default()
     });
-    if config.roles.detect {
+    if roles.contains(Role::Detect) {
         if args.scale_factor.is_nan() || args.scale_factor < MIN_SCALE_FACTOR {
             bail!("--scale-factor must be at least {MIN_SCALE_FACTOR}");
         }
@@ -152,7 +153,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             },
         });
     }
-    if config.roles.recognize {
+    if roles.contains(Role::Recognize) {
         let dir = match config.data_dir.take() {
             Some(dir) => dir,
             None => default_data_dir()?,
@@ -168,13 +169,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let workers = config.workers;
-        let server = Server::bind(config.clone())
+        let node = Node::bind(config.clone())
             .await
-            .with_context(|| format!("listening on {}", config.listen))?;
-        let addr = server.local_addr()?;
+            .with_context(|| format!("starting the node on {}", config.listen))?;
+        let addr = node.local_addr()?;
         println!("listening on {addr}");
-        tracing::info!(%addr, workers, queue_capacity = config.queue_capacity, roles = ?config.roles.names(), "ocellus node started");
-        server.run(shutdown_signal()).await?;
+        tracing::info!(%addr, workers, queue_capacity = config.queue_capacity, roles = %config.roles, "ocellus node started");
+        node.run(shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -1,8 +1,12 @@
 //! `ocellus status`: what a node is doing.
+//!
+//! Invariant: `--json` prints the node's STATUS report as it is typed in
+//! the protocol (`StatusReport`); the human form shows each peer's state
+//! as alive, leaving or dead from the failure detector's two flags.
 
 use std::process::ExitCode;
 
-use super::remote::{ServerArg, connect, runtime};
+use crate::remote::{ServerArg, connect, runtime};
 
 /// Arguments of `ocellus status`.
 #[derive(clap::Args)]
@@ -24,7 +28,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!("node {} (ocellus {})", report.node_id, report.version);
-        println!("roles: {}", report.roles.join(", "));
+        println!("roles: {}", report.roles.names().join(", "));
         println!(
             "queue: {} waiting (capacity {}); workers: {} busy of {}",
             report.queue_length, report.queue_capacity, report.busy, report.workers
@@ -41,28 +45,20 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         }
         println!("peers: {}", report.peers.len());
         for p in &report.peers {
-            let text = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
-            let num = |k: &str| p.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
-            let flag = |k: &str| p.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
-            let state = match (flag("alive"), flag("leaving")) {
+            let state = match (p.alive, p.leaving) {
                 (true, false) => "alive",
                 (true, true) => "leaving",
                 (false, _) => "dead",
             };
-            let roles: Vec<&str> = p
-                .get("roles")
-                .and_then(|v| v.as_array())
-                .map(|a| a.iter().filter_map(|r| r.as_str()).collect())
-                .unwrap_or_default();
             println!(
                 "  {} at {} ({state}): roles {}; queue {}, {} busy of {} workers; {} jobs done",
-                text("node_id"),
-                text("addr"),
-                roles.join(", "),
-                num("queue_length"),
-                num("busy"),
-                num("workers"),
-                num("jobs_done")
+                p.node_id,
+                p.addr,
+                p.roles.names().join(", "),
+                p.queue_length,
+                p.busy,
+                p.workers,
+                p.jobs_done
             );
         }
     }

@@ -1,20 +1,25 @@
 //! `ocellus detect --server`: the node finds the faces.
+//!
+//! Invariant: only the overrides a node takes are sent (scale factor,
+//! neighbours, minimum size); the node's answer is printed as `--local`
+//! would print it, and an image the node could not read fails with the
+//! node's error code.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use ocellus_codec::{DecodeLimits, decode};
 use ocellus_detect::Rect;
 use ocellus_protocol::Op;
 use ocellus_protocol::face::{DetectOverrides, DetectRequest, DetectedImage};
 use ocellus_protocol::message::to_header;
 
-use super::detect::{DetectArgs, GREEN, print_faces, write_annotated};
-use super::remote::{each_file, image_error};
+use super::DetectArgs;
+use crate::output::annotate::{self, GREEN};
+use crate::output::report::print_faces;
+use crate::remote::{each_file, image_error};
 
 /// Runs the networked mode.
-pub fn run(args: &DetectArgs, addr: &str) -> anyhow::Result<ExitCode> {
+pub(super) fn run(args: &DetectArgs, addr: &str) -> anyhow::Result<ExitCode> {
     let header = to_header(&DetectRequest {
         overrides: DetectOverrides {
             scale_factor: args.scale_factor,
@@ -23,8 +28,7 @@ pub fn run(args: &DetectArgs, addr: &str) -> anyhow::Result<ExitCode> {
         },
     });
     if let Some(dir) = &args.annotate {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create folder {}", dir.display()))?;
+        annotate::create_folder(dir)?;
     }
     each_file(
         addr,
@@ -40,21 +44,11 @@ fn show(file: &Path, found: DetectedImage, bytes: &[u8], args: &DetectArgs) -> a
     if let Some(code) = found.error {
         return Err(image_error(code, found.message));
     }
-    let faces: Vec<Rect> = found
-        .faces
-        .iter()
-        .map(|f| Rect {
-            x: f.x,
-            y: f.y,
-            width: f.width,
-            height: f.height,
-        })
-        .collect();
+    let faces: Vec<Rect> = found.faces.iter().map(annotate::rect).collect();
     print_faces(file, found.width, found.height, &faces, None, args.json)?;
     if let Some(dir) = &args.annotate {
-        let (image, format) = decode(bytes, &DecodeLimits::default())?;
         let boxes: Vec<(Rect, [u8; 3])> = faces.iter().map(|r| (*r, GREEN)).collect();
-        write_annotated(dir, file, image, format, &boxes)?;
+        annotate::write_annotated_bytes(dir, file, bytes, &boxes)?;
     }
     Ok(())
 }
