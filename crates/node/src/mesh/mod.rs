@@ -7,8 +7,8 @@
 //! Nothing here parses or runs requests: a request that no peer takes
 //! comes back to the caller ([`handover::Unplaced`]) to run here.
 
-pub(crate) mod handover;
 pub(crate) mod connections;
+pub(crate) mod handover;
 pub(crate) mod membership;
 pub(crate) mod route;
 pub(crate) mod rule;
