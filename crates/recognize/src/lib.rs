@@ -20,20 +20,13 @@
 
 #![warn(missing_docs)]
 
-pub mod eigen;
-pub mod fisher;
 pub mod lbph;
-mod lbph_index;
-mod lbph_scan;
-mod lda;
 pub mod model_file;
-mod panel_matrix;
-mod parallel;
-mod pca;
 pub mod prepare;
-pub mod real_eigen;
 mod samples;
 mod subspace;
+
+pub use subspace::{eigen, fisher, real_eigen};
 
 use std::collections::BTreeMap;
 

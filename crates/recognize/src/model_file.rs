@@ -39,8 +39,8 @@ use faer::Mat;
 use thiserror::Error;
 
 use crate::lbph::LbphModel;
-use crate::lbph_index::HistogramIndex;
-use crate::panel_matrix::PanelMatrix;
+use crate::lbph::index::HistogramIndex;
+use crate::subspace::panel_matrix::PanelMatrix;
 use crate::subspace::{Common, GramProjector, Projector, SubspaceModel};
 use crate::{Algorithm, EigenFaces, FisherFaces, Label, Lbph, LbphParams, Recognizer};
 

@@ -1,13 +1,13 @@
 //! Linear discriminant analysis as OpenCV's `cv::LDA` computes it for
 //! Fisherfaces (spec section 3, step 4): unweighted between-class scatter,
 //! S_w inverted by LU, and the non-symmetric eigen-decomposition of
-//! S_w^-1 S_b with unnormalised eigenvectors ([`crate::real_eigen`]).
+//! S_w^-1 S_b with unnormalised eigenvectors ([`super::real_eigen`]).
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef};
 
-use crate::parallel::faer_par;
-use crate::real_eigen;
+use super::parallel::faer_par;
+use super::real_eigen;
 use crate::{Label, RecognizeError};
 
 /// The kept discriminant axes.

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use ocellus_imaging::Image;
 
+use super::{Common, SubspaceModel, pca};
 use crate::samples::{check_training_set, sample_matrix};
-use crate::subspace::{Common, SubspaceModel};
-use crate::{Label, RecognizeError, pca};
+use crate::{Label, RecognizeError};
 
 /// Default rejection threshold for Eigenfaces on prepared faces of the
 /// default size ([`crate::prepare::DEFAULT_FACE_SIZE`], 100 x 100): the

@@ -18,7 +18,7 @@
 //!    Q = sum_{b_k != 0} t(0, b_k) depends on the query only, and
 //!    delta(a, b) = t(a, b) - t(a, 0) - t(0, b) comes from a table. Only the
 //!    bins where the query is non-zero are visited, through the bin-major
-//!    storage of [`crate::lbph_index`]: a sparse column lists the samples
+//!    storage of [`super::index`]: a sparse column lists the samples
 //!    whose count is non-zero, a dense row has every sample (a zero count
 //!    adds delta(0, b), exactly 0). The additions have no long dependency
 //!    chain, and the bins are split over threads.
@@ -41,8 +41,8 @@
 
 use rayon::prelude::*;
 
-use crate::lbph::{bin_value, chi_square_term, sparse};
-use crate::lbph_index::{HistogramIndex, entry_count, entry_sample};
+use super::index::{HistogramIndex, entry_count, entry_sample};
+use super::{bin_value, chi_square_term, sparse};
 
 /// Largest cell area (largest bin count) for which the terms come from
 /// tables of (area + 1) x max(area + 1, 256) entries (2 x 8 MiB at most);

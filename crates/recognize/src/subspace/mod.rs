@@ -12,7 +12,15 @@
 //! where x.x_j is an exact integer dot product: a tenth of the memory
 //! traffic, and the same projection to about 1e-13 relative. Otherwise
 //! (Fisherfaces, Eigenfaces with few components) W is kept in column panels
-//! streamed by a tight kernel ([`crate::panel_matrix`]).
+//! streamed by a tight kernel ([`panel_matrix`]).
+
+pub mod eigen;
+pub mod fisher;
+mod lda;
+pub(crate) mod panel_matrix;
+mod parallel;
+mod pca;
+pub mod real_eigen;
 
 use std::collections::BTreeMap;
 
@@ -20,9 +28,9 @@ use faer::Mat;
 use ocellus_imaging::Image;
 use rayon::prelude::*;
 
-use crate::panel_matrix::PanelMatrix;
 use crate::samples::check_face;
 use crate::{Label, Prediction, RecognizeError};
+use panel_matrix::PanelMatrix;
 
 /// A trained linear-subspace face model.
 #[derive(Clone, Debug)]

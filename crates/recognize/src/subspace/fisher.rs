@@ -10,10 +10,10 @@ use faer::Mat;
 use faer::linalg::matmul::matmul;
 use ocellus_imaging::Image;
 
-use crate::parallel::faer_par;
+use super::parallel::faer_par;
+use super::{Common, SubspaceModel, lda, pca};
 use crate::samples::{check_training_set, distinct_labels, sample_matrix};
-use crate::subspace::{Common, SubspaceModel};
-use crate::{Label, RecognizeError, lda, pca};
+use crate::{Label, RecognizeError};
 
 /// Default rejection threshold for Fisherfaces on prepared faces of the
 /// default size ([`crate::prepare::DEFAULT_FACE_SIZE`]): the distance at

@@ -6,8 +6,8 @@
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Side};
 
+use super::parallel::faer_par;
 use crate::RecognizeError;
-use crate::parallel::faer_par;
 
 /// A fitted PCA: the mean sample and the kept principal axes.
 pub(crate) struct Pca {

@@ -4,24 +4,27 @@
 //! order, as OpenCV 4 on x86-64.
 //!
 //! Histogram values are always `count * f32(1 / cell_area)`, so a histogram
-//! is stored as integer bin counts ([`crate::lbph_index`]) and each
+//! is stored as integer bin counts ([`index`]) and each
 //! chi-square term is a function of the two counts only, read from tables.
 //! Prediction finds the nearest sample by filtering with an approximate,
 //! order-free distance that only visits bins where both histograms are
 //! non-zero, then computing the exact distance, in OpenCV's even/odd order,
-//! of the few samples that can be nearest ([`crate::lbph_scan`]): same
+//! of the few samples that can be nearest ([`scan`]): same
 //! nearest sample and same distance bits as the exhaustive scan.
+
+pub(crate) mod index;
+mod scan;
 
 use std::collections::BTreeMap;
 
 use ocellus_imaging::Image;
 use rayon::prelude::*;
 
-use crate::lbph_index::{HistogramIndex, SparseHistogram};
-use crate::lbph_scan::ChiSquareScan;
 use crate::samples::{check_face, check_training_set};
 use crate::subspace::Common;
 use crate::{Algorithm, Label, Prediction, RecognizeError, Recognizer, model_file};
+use index::{HistogramIndex, SparseHistogram};
+use scan::ChiSquareScan;
 
 /// Default rejection threshold (chi-square distance) for LBPH with the
 /// default parameters on prepared faces of the default size
