@@ -1,7 +1,9 @@
-//! Checks and conversions shared by the recognizers: greyscale, one size,
-//! one label per image, flattening to vectors.
+//! The input checks every recognizer makes: one label per image, every
+//! image greyscale and of one size.
+//!
+//! Invariant: every image a model trains on or predicts has passed them, so
+//! the algorithms index pixels without checks of their own.
 
-use faer::Mat;
 use ocellus_imaging::{Image, PixelLayout};
 
 use crate::{Label, RecognizeError};
@@ -47,19 +49,4 @@ pub(crate) fn check_face(
         });
     }
     Ok(())
-}
-
-/// The N x D matrix of samples (one flattened face per row, row-major pixels,
-/// converted exactly to f64), as OpenCV builds it.
-pub(crate) fn sample_matrix(faces: &[Image]) -> Mat<f64> {
-    let d = faces.first().map_or(0, |f| f.as_bytes().len());
-    Mat::from_fn(faces.len(), d, |i, j| f64::from(faces[i].as_bytes()[j]))
-}
-
-/// Distinct labels in ascending order.
-pub(crate) fn distinct_labels(labels: &[Label]) -> Vec<Label> {
-    let mut distinct = labels.to_vec();
-    distinct.sort_unstable();
-    distinct.dedup();
-    distinct
 }

@@ -3,15 +3,24 @@
 //! f32 histogram values and the same chi-square distances, summed in the same
 //! order, as OpenCV 4 on x86-64.
 //!
-//! Histogram values are always `count * f32(1 / cell_area)`, so a histogram
-//! is stored as integer bin counts ([`index`]) and each
-//! chi-square term is a function of the two counts only, read from tables.
-//! Prediction finds the nearest sample by filtering with an approximate,
-//! order-free distance that only visits bins where both histograms are
-//! non-zero, then computing the exact distance, in OpenCV's even/odd order,
-//! of the few samples that can be nearest ([`scan`]): same
-//! nearest sample and same distance bits as the exhaustive scan.
+//! The parts, each keeping one of those promises:
+//!
+//! - [`codes`]: the LBP operator, OpenCV's f32 operations in OpenCV's order;
+//! - [`histogram`]: the spatial histogram of one face and the chi-square
+//!   distance. Histogram values are always `count * f32(1 / cell_area)`, so
+//!   a histogram is stored as integer bin counts and each chi-square term is
+//!   a function of the two counts only;
+//! - [`index`]: the training histograms of a model, by sample and by bin;
+//! - [`scan`]: prediction. It finds the nearest sample by filtering with an
+//!   approximate, order-free distance that only visits bins where both
+//!   histograms are non-zero, then computing the exact distance, in
+//!   OpenCV's even/odd order, of the few samples that can be nearest: same
+//!   nearest sample and same distance bits as the exhaustive scan;
+//! - this module: the parameters, the trained model and the
+//!   [`Recognizer`] implementation.
 
+mod codes;
+mod histogram;
 pub(crate) mod index;
 mod scan;
 
@@ -23,6 +32,9 @@ use rayon::prelude::*;
 use crate::samples::{check_face, check_training_set};
 use crate::subspace::Common;
 use crate::{Algorithm, Label, Prediction, RecognizeError, Recognizer, model_file};
+pub use codes::lbp_codes;
+pub use histogram::chi_square;
+use histogram::{CellGeometry, bin_value, count_histogram, reciprocal_area, sparse};
 use index::{HistogramIndex, SparseHistogram};
 use scan::ChiSquareScan;
 
@@ -90,249 +102,6 @@ impl LbphParams {
     pub fn histogram_len(&self) -> usize {
         self.grid_x as usize * self.grid_y as usize * self.bins_per_cell()
     }
-}
-
-/// Geometry of the spatial histogram for one image size.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct CellGeometry {
-    cell_w: usize,
-    cell_h: usize,
-}
-
-impl CellGeometry {
-    fn new(params: &LbphParams, width: u32, height: u32) -> Result<Self, RecognizeError> {
-        let too_small = || RecognizeError::TooSmallForLbph {
-            width,
-            height,
-            radius: params.radius,
-            grid_x: params.grid_x,
-            grid_y: params.grid_y,
-        };
-        let lbp_w = (width as usize)
-            .checked_sub(2 * params.radius as usize)
-            .ok_or_else(too_small)?;
-        let lbp_h = (height as usize)
-            .checked_sub(2 * params.radius as usize)
-            .ok_or_else(too_small)?;
-        let cell_w = lbp_w / params.grid_x as usize;
-        let cell_h = lbp_h / params.grid_y as usize;
-        if cell_w == 0 || cell_h == 0 {
-            return Err(too_small());
-        }
-        if cell_w * cell_h > u16::MAX as usize {
-            return Err(RecognizeError::InvalidParams(format!(
-                "grid cells of {cell_w}x{cell_h} pixels are too large (at most 65535 pixels per cell); use a finer grid or smaller faces"
-            )));
-        }
-        Ok(CellGeometry { cell_w, cell_h })
-    }
-
-    fn area(&self) -> usize {
-        self.cell_w * self.cell_h
-    }
-}
-
-/// One sampling point of the LBP operator: integer corners and f32 bilinear
-/// weights, as OpenCV computes them.
-#[derive(Clone, Copy, Debug)]
-struct SamplePoint {
-    fx: isize,
-    cx: isize,
-    fy: isize,
-    cy: isize,
-    w1: f32,
-    w2: f32,
-    w3: f32,
-    w4: f32,
-}
-
-fn sample_points(radius: u32, neighbors: u32) -> Vec<SamplePoint> {
-    (0..neighbors)
-        .map(|n| {
-            let angle = 2.0 * std::f64::consts::PI * f64::from(n) / f64::from(neighbors as f32);
-            let x = (f64::from(radius) * angle.cos()) as f32;
-            let y = (-f64::from(radius) * angle.sin()) as f32;
-            let (fx, cx) = (x.floor(), x.ceil());
-            let (fy, cy) = (y.floor(), y.ceil());
-            let tx = x - fx;
-            let ty = y - fy;
-            SamplePoint {
-                fx: fx as isize,
-                cx: cx as isize,
-                fy: fy as isize,
-                cy: cy as isize,
-                w1: (1.0 - tx) * (1.0 - ty),
-                w2: tx * (1.0 - ty),
-                w3: (1.0 - tx) * ty,
-                w4: tx * ty,
-            }
-        })
-        .collect()
-}
-
-impl SamplePoint {
-    /// Which corner the point reads exactly, when one bilinear weight is 1
-    /// and the others 0 (the axis points of radius-1 operators): then
-    /// w1 a + w2 b + w3 c + w4 d is exactly that corner's pixel in f32.
-    fn exact_corner(&self) -> Option<(isize, isize)> {
-        match (self.w1, self.w2, self.w3, self.w4) {
-            (1.0, 0.0, 0.0, 0.0) => Some((self.fx, self.fy)),
-            (0.0, 1.0, 0.0, 0.0) => Some((self.cx, self.fy)),
-            (0.0, 0.0, 1.0, 0.0) => Some((self.fx, self.cy)),
-            (0.0, 0.0, 0.0, 1.0) => Some((self.cx, self.cy)),
-            _ => None,
-        }
-    }
-}
-
-/// The LBP code image of a greyscale face: (h - 2R) rows of (w - 2R) codes
-/// (spec section 4.1). Returns (codes, lbp_width, lbp_height).
-pub fn lbp_codes(face: &Image, radius: u32, neighbors: u32) -> (Vec<u32>, usize, usize) {
-    let w = face.width() as usize;
-    let h = face.height() as usize;
-    let r = radius as usize;
-    if w <= 2 * r || h <= 2 * r {
-        return (Vec::new(), 0, 0);
-    }
-    let (out_w, out_h) = (w - 2 * r, h - 2 * r);
-    // Converted once: every pixel is read by up to 4 * neighbors samples.
-    let pixels: Vec<f32> = face.as_bytes().iter().map(|&p| f32::from(p)).collect();
-    let points = sample_points(radius, neighbors);
-    let mut codes = vec![0u32; out_w * out_h];
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        unsafe { lbp_rows_avx2(&pixels, w, r, &points, &mut codes) };
-        return (codes, out_w, out_h);
-    }
-    lbp_rows(&pixels, w, r, &points, &mut codes);
-    (codes, out_w, out_h)
-}
-
-/// [`lbp_rows`] compiled for AVX2 (8 f32 lanes instead of 4); the same
-/// operations, so the same codes.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn lbp_rows_avx2(px: &[f32], w: usize, r: usize, points: &[SamplePoint], codes: &mut [u32]) {
-    lbp_rows(px, w, r, points, codes);
-}
-
-/// Fills the LBP codes of a w-pixel-wide image (as f32, row-major) for
-/// radius r, one output row of w - 2r codes at a time.
-#[inline(always)]
-fn lbp_rows(px: &[f32], w: usize, r: usize, points: &[SamplePoint], codes: &mut [u32]) {
-    let out_w = w - 2 * r;
-    // Column offset of a sampling point relative to the first output column.
-    let col = |dx: isize| (r as isize + dx) as usize;
-    let row = |i: usize, dy: isize| &px[((i as isize + dy) as usize) * w..][..w];
-    for (out_row, i) in codes.chunks_exact_mut(out_w).zip(r..) {
-        let centre = &px[i * w + r..][..out_w];
-        for (n, p) in points.iter().enumerate() {
-            if let Some((dx, dy)) = p.exact_corner() {
-                // t is exactly the pixel a, so "t > v or |t - v| < eps" on
-                // integer values is a >= v.
-                let a = &row(i, dy)[col(dx)..][..out_w];
-                for ((code, &a), &v) in out_row.iter_mut().zip(a).zip(centre) {
-                    *code |= u32::from(a >= v) << n;
-                }
-                continue;
-            }
-            let (row_f, row_c) = (row(i, p.fy), row(i, p.cy));
-            let a = &row_f[col(p.fx)..][..out_w];
-            let b = &row_f[col(p.cx)..][..out_w];
-            let c = &row_c[col(p.fx)..][..out_w];
-            let d = &row_c[col(p.cx)..][..out_w];
-            let (w1, w2, w3, w4) = (p.w1, p.w2, p.w3, p.w4);
-            for j in 0..out_w {
-                // Same f32 operations in the same order as OpenCV.
-                let t = w1 * a[j] + w2 * b[j] + w3 * c[j] + w4 * d[j];
-                let v = centre[j];
-                let bit = (t > v) | ((t - v).abs() < f32::EPSILON);
-                out_row[j] |= u32::from(bit) << n;
-            }
-        }
-    }
-}
-
-/// Bin counts of the spatial histogram (spec section 4.2), dense.
-fn count_histogram(face: &Image, params: &LbphParams, geometry: CellGeometry) -> Vec<u16> {
-    let (codes, lbp_w, _) = lbp_codes(face, params.radius, params.neighbors);
-    let bins = params.bins_per_cell();
-    let mut counts = vec![0u16; params.histogram_len()];
-    for gy in 0..params.grid_y as usize {
-        for gx in 0..params.grid_x as usize {
-            let cell = &mut counts[(gy * params.grid_x as usize + gx) * bins..][..bins];
-            for row in gy * geometry.cell_h..(gy + 1) * geometry.cell_h {
-                let start = row * lbp_w + gx * geometry.cell_w;
-                for &code in &codes[start..start + geometry.cell_w] {
-                    cell[code as usize] += 1;
-                }
-            }
-        }
-    }
-    counts
-}
-
-/// The non-zero bins of a dense count histogram.
-pub(crate) fn sparse(counts: &[u16]) -> SparseHistogram {
-    // Branch-free compaction: about half the bins are zero, in no pattern.
-    let mut out = vec![(0u32, 0u16); counts.len()];
-    let mut len = 0;
-    for (k, &c) in counts.iter().enumerate() {
-        if let Some(slot) = out.get_mut(len) {
-            *slot = (k as u32, c);
-        }
-        len += usize::from(c != 0);
-    }
-    out.truncate(len);
-    // Training histograms are kept: do not keep room for every bin.
-    out.shrink_to_fit();
-    out
-}
-
-/// The f32 value OpenCV stores for a bin count: count * f32(1 / area).
-#[inline]
-pub(crate) fn bin_value(count: u16, reciprocal_area: f32) -> f32 {
-    f32::from(count) * reciprocal_area
-}
-
-fn reciprocal_area(area: usize) -> f32 {
-    (1.0 / area as f64) as f32
-}
-
-/// One chi-square term for bin values a (training) and b (query), in OpenCV's
-/// arithmetic: f64 operands, (a - b)^2 times the reciprocal of (a + b); bins
-/// whose sum is not above DBL_EPSILON contribute nothing.
-#[inline]
-pub(crate) fn chi_square_term(a: f32, b: f32) -> f64 {
-    let (a, b) = (f64::from(a), f64::from(b));
-    let sum = a + b;
-    if sum.abs() > f64::EPSILON {
-        let diff = a - b;
-        diff * diff * (1.0 / sum)
-    } else {
-        0.0
-    }
-}
-
-/// OpenCV's `compareHist(train, query, HISTCMP_CHISQR_ALT)` on two dense
-/// histograms, bit-exact (spec section 4.3): terms summed in two f64
-/// accumulators, even and odd bins, each in increasing bin order; the result
-/// is 2 * (even + odd).
-pub fn chi_square(train: &[f32], query: &[f32]) -> f64 {
-    let mut even = 0.0;
-    let mut odd = 0.0;
-    for (k, (&a, &b)) in train.iter().zip(query).enumerate() {
-        let sum = f64::from(a) + f64::from(b);
-        if sum.abs() > f64::EPSILON {
-            if k % 2 == 0 {
-                even += chi_square_term(a, b);
-            } else {
-                odd += chi_square_term(a, b);
-            }
-        }
-    }
-    2.0 * (even + odd)
 }
 
 /// The trained LBPH state.
@@ -552,27 +321,6 @@ mod tests {
             })
             .collect();
         Image::from_vec(w, h, PixelLayout::Gray, data).unwrap()
-    }
-
-    #[test]
-    fn sampling_points_match_the_spec_table() {
-        let p = sample_points(1, 8);
-        assert_eq!((p[0].fx, p[0].cx, p[0].fy, p[0].cy), (1, 1, 0, 0));
-        // n = 4: floor(y) = -1 but ty rounds to 1 in f32, so it reads row i.
-        assert_eq!((p[4].fx, p[4].fy, p[4].cy), (-1, -1, 0));
-        assert_eq!(p[4].w3, 1.0);
-        assert_eq!(p[1].w2, 0.49999997);
-    }
-
-    #[test]
-    fn flat_image_sets_the_axis_bits() {
-        // Axis neighbours read a pixel exactly (equal: bit set); the diagonal
-        // bilinear weights do not sum to exactly 1 in f32, so those bits
-        // depend on rounding, as in OpenCV.
-        let img = Image::filled(5, 5, PixelLayout::Gray, 7);
-        let (codes, w, h) = lbp_codes(&img, 1, 8);
-        assert_eq!((w, h), (3, 3));
-        assert!(codes.iter().all(|&c| c & 0b0101_0101 == 0b0101_0101));
     }
 
     #[test]

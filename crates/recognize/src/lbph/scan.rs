@@ -41,8 +41,8 @@
 
 use rayon::prelude::*;
 
+use super::histogram::{bin_value, chi_square_term, sparse};
 use super::index::{HistogramIndex, entry_count, entry_sample};
-use super::{bin_value, chi_square_term, sparse};
 
 /// Largest cell area (largest bin count) for which the terms come from
 /// tables of (area + 1) x max(area + 1, 256) entries (2 x 8 MiB at most);

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use ocellus_imaging::Image;
 
-use super::{Common, SubspaceModel, pca};
-use crate::samples::{check_training_set, sample_matrix};
+use super::projector::{Projector, well_conditioned};
+use super::{Common, SubspaceModel, pca, sample_matrix};
+use crate::samples::check_training_set;
 use crate::{Label, RecognizeError};
 
 /// Default rejection threshold for Eigenfaces on prepared faces of the
@@ -90,8 +91,8 @@ fn train_model(
         requested
     };
     let fitted = pca::fit(data.as_ref(), k)?;
-    let gram_columns = SubspaceModel::well_conditioned(&fitted.eigenvalues);
-    let projector = SubspaceModel::projector(
+    let gram_columns = well_conditioned(&fitted.eigenvalues);
+    let projector = Projector::choose(
         faces,
         &fitted.mean,
         fitted.basis,

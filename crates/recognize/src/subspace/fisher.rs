@@ -11,8 +11,9 @@ use faer::linalg::matmul::matmul;
 use ocellus_imaging::Image;
 
 use super::parallel::faer_par;
-use super::{Common, SubspaceModel, lda, pca};
-use crate::samples::{check_training_set, distinct_labels, sample_matrix};
+use super::projector::{Projector, well_conditioned};
+use super::{Common, SubspaceModel, lda, pca, sample_matrix};
+use crate::samples::check_training_set;
 use crate::{Label, RecognizeError};
 
 /// Default rejection threshold for Fisherfaces on prepared faces of the
@@ -79,6 +80,14 @@ impl FisherFaces {
     }
 }
 
+/// Distinct labels in ascending order.
+fn distinct_labels(labels: &[Label]) -> Vec<Label> {
+    let mut distinct = labels.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    distinct
+}
+
 fn train_model(
     faces: &[Image],
     labels: &[Label],
@@ -130,13 +139,12 @@ fn train_model(
     });
     // Every PCA component feeds every LDA axis: Gram form only if none of
     // them is a rounding-noise direction.
-    let gram_columns =
-        if SubspaceModel::well_conditioned(&fitted.eigenvalues) == fitted.eigenvalues.len() {
-            kk
-        } else {
-            0
-        };
-    let projector = SubspaceModel::projector(faces, &fitted.mean, basis, gram_coeffs, gram_columns);
+    let gram_columns = if well_conditioned(&fitted.eigenvalues) == fitted.eigenvalues.len() {
+        kk
+    } else {
+        0
+    };
+    let projector = Projector::choose(faces, &fitted.mean, basis, gram_coeffs, gram_columns);
     SubspaceModel {
         width,
         height,

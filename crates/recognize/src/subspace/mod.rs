@@ -1,18 +1,26 @@
-//! The trained state shared by Eigenfaces and Fisherfaces: a mean face, a
-//! projection matrix W (D x K) and the projections of the training samples.
-//! Prediction projects the query, q = (x - mu) W, and takes the nearest
-//! training projection in Euclidean distance (spec sections 2 and 3).
+//! Eigenfaces and Fisherfaces: the two linear-subspace recognizers and
+//! what they share.
 //!
-//! Both algorithms build W from the centred training samples A (N x D) as
-//! W = A^T C with a small N x K matrix C (Gram-matrix PCA). W itself is
-//! D x K f64: 16 MB for 200 ORL faces, read from memory on every
-//! prediction. When N < D the model keeps instead the 8-bit training pixels
-//! (N x D bytes) and C, and projects with
-//! q = C^T g, g_j = (x - mu).(x_j - mu) = x.x_j - x.mu - mu.x_j + mu.mu,
-//! where x.x_j is an exact integer dot product: a tenth of the memory
-//! traffic, and the same projection to about 1e-13 relative. Otherwise
-//! (Fisherfaces, Eigenfaces with few components) W is kept in column panels
-//! streamed by a tight kernel ([`panel_matrix`]).
+//! A trained model ([`SubspaceModel`]) is a mean face mu, a projection W
+//! (D x K) and the projections of the training samples. Prediction projects
+//! the query, q = (x - mu) W, and takes the nearest training projection in
+//! Euclidean distance (spec sections 2 and 3). The two algorithms differ
+//! only in how they compute W.
+//!
+//! - [`eigen`], [`fisher`]: the recognizers, and how each trains;
+//! - [`pca`], [`lda`]: OpenCV's PCA (through the N x N Gram matrix) and LDA;
+//! - [`real_eigen`]: the non-symmetric eigen-solver with the EISPACK
+//!   eigenvector scaling that Fisherfaces' distances depend on;
+//! - [`projector`]: how W is kept and applied (explicit, or through the
+//!   training pixels), and [`panel_matrix`], the kernel that streams an
+//!   explicit W;
+//! - [`parallel`]: how many threads the linear algebra may use.
+//!
+//! Invariant of this module: the training projections are computed by the
+//! same projector, in the same summation order, as a query's, so a query
+//! identical to a training face is at distance 0 from it (as in OpenCV,
+//! which also projects both the same way), and the earliest of equal
+//! distances wins.
 
 pub mod eigen;
 pub mod fisher;
@@ -20,6 +28,7 @@ mod lda;
 pub(crate) mod panel_matrix;
 mod parallel;
 mod pca;
+mod projector;
 pub mod real_eigen;
 
 use std::collections::BTreeMap;
@@ -30,7 +39,14 @@ use rayon::prelude::*;
 
 use crate::samples::check_face;
 use crate::{Label, Prediction, RecognizeError};
-use panel_matrix::PanelMatrix;
+pub(crate) use projector::{GramProjector, Projector};
+
+/// The N x D matrix of samples (one flattened face per row, row-major pixels,
+/// converted exactly to f64), as OpenCV builds it.
+fn sample_matrix(faces: &[Image]) -> Mat<f64> {
+    let d = faces.first().map_or(0, |f| f.as_bytes().len());
+    Mat::from_fn(faces.len(), d, |i, j| f64::from(faces[i].as_bytes()[j]))
+}
 
 /// A trained linear-subspace face model.
 #[derive(Clone, Debug)]
@@ -51,164 +67,16 @@ pub(crate) struct SubspaceModel {
     pub labels: Vec<Label>,
 }
 
-/// The projection (x - mu) W, explicit or through the training samples.
-#[derive(Clone, Debug)]
-pub(crate) enum Projector {
-    /// W itself, D x K, laid out for the product.
-    Dense(PanelMatrix),
-    /// W = A^T C, kept as the training pixels and C (see the module docs).
-    Gram(GramProjector),
-}
-
-/// W = A^T C through the training pixels, for the leading components; the
-/// trailing components whose eigenvalue is zero up to rounding (their
-/// direction is rounding noise, which the Gram form would amplify) are kept
-/// as explicit columns of W.
-#[derive(Clone, Debug)]
-pub(crate) struct GramProjector {
-    /// Training pixels, N rows of D bytes.
-    pub pixels: Vec<u8>,
-    /// C, N x K1 (the leading K1 components).
-    pub coeffs: Mat<f64>,
-    /// The last K - K1 columns of W, D x (K - K1).
-    pub tail: PanelMatrix,
-    /// mu . x_j for every training sample.
-    pub mean_dot: Vec<f64>,
-    /// mu . mu.
-    pub mean_sq: f64,
-}
-
-/// Exact dot product of two byte vectors.
-fn dot_u8(a: &[u8], b: &[u8]) -> u64 {
-    // Blocks of 32768 keep the u32 partial sums below 2^31.
-    a.chunks(32768)
-        .zip(b.chunks(32768))
-        .map(|(x, y)| {
-            // i16 operands let the compiler use 16-bit multiply-add.
-            let s: i32 = x
-                .iter()
-                .zip(y)
-                .map(|(&p, &q)| i32::from(i16::from(p)) * i32::from(i16::from(q)))
-                .sum();
-            s as u64
-        })
-        .sum()
-}
-
-fn dot_f64_u8(a: &[f64], b: &[u8]) -> f64 {
-    a.iter().zip(b).map(|(&m, &p)| m * f64::from(p)).sum()
-}
-
-impl GramProjector {
-    /// Builds the projector from the training faces (N x D pixels), the mean
-    /// and C.
-    pub fn new(
-        pixels: Vec<u8>,
-        d: usize,
-        mean: &[f64],
-        coeffs: Mat<f64>,
-        tail: PanelMatrix,
-    ) -> Self {
-        let mean_dot = pixels
-            .chunks_exact(d.max(1))
-            .map(|x| dot_f64_u8(mean, x))
-            .collect();
-        let mean_sq = mean.iter().map(|m| m * m).sum();
-        GramProjector {
-            pixels,
-            coeffs,
-            tail,
-            mean_dot,
-            mean_sq,
-        }
-    }
-
-    fn project(&self, x: &[u8], mean: &[f64]) -> Vec<f64> {
-        let d = x.len();
-        let x_mean = dot_f64_u8(mean, x);
-        let g: Vec<f64> = self
-            .pixels
-            .chunks_exact(d.max(1))
-            .zip(&self.mean_dot)
-            .map(|(train, &md)| dot_u8(x, train) as f64 - x_mean - md + self.mean_sq)
-            .collect();
-        let mut q: Vec<f64> = (0..self.coeffs.ncols())
-            .map(|c| {
-                let col = self.coeffs.col(c);
-                let mut sum = 0.0;
-                for (j, &gj) in g.iter().enumerate() {
-                    sum += col[j] * gj;
-                }
-                sum
-            })
-            .collect();
-        if self.tail.cols() > 0 {
-            q.extend(self.tail.project(x, mean));
-        }
-        q
-    }
-}
-
 impl SubspaceModel {
     /// Number of kept components K.
     pub fn components(&self) -> usize {
-        match &self.projector {
-            Projector::Dense(w) => w.cols(),
-            Projector::Gram(g) => g.coeffs.ncols() + g.tail.cols(),
-        }
+        self.projector.components()
     }
 
     /// Projects one face: (x - mu) W.
     pub fn project(&self, face: &Image) -> Result<Vec<f64>, RecognizeError> {
         check_face(face, 0, (self.width, self.height))?;
-        let pixels = face.as_bytes();
-        Ok(match &self.projector {
-            Projector::Dense(w) => w.project(pixels, &self.mean),
-            Projector::Gram(g) => g.project(pixels, &self.mean),
-        })
-    }
-
-    /// The projector for a trained model: Gram form when the PCA went
-    /// through the Gram matrix (N < D) and reading N x D bytes is cheaper
-    /// than D x K f64 (N <= 2K: Eigenfaces with many components), else W.
-    /// `gram_columns` is how many leading components may use the Gram form
-    /// (the others have a zero eigenvalue and stay explicit).
-    pub fn projector(
-        faces: &[Image],
-        mean: &[f64],
-        basis: Mat<f64>,
-        gram_coeffs: Option<Mat<f64>>,
-        gram_columns: usize,
-    ) -> Projector {
-        match gram_coeffs {
-            Some(coeffs) if gram_columns > 0 && coeffs.nrows() <= 2 * coeffs.ncols() => {
-                let d = mean.len();
-                let k = coeffs.ncols();
-                let k1 = gram_columns.min(k);
-                let mut pixels = Vec::with_capacity(faces.len() * d);
-                for f in faces {
-                    pixels.extend_from_slice(f.as_bytes());
-                }
-                let lead = Mat::from_fn(coeffs.nrows(), k1, |i, j| coeffs[(i, j)]);
-                let tail = PanelMatrix::from_fn(d, k - k1, |i, j| basis[(i, k1 + j)]);
-                Projector::Gram(GramProjector::new(pixels, d, mean, lead, tail))
-            }
-            _ => Projector::Dense(PanelMatrix::from_fn(
-                basis.nrows(),
-                basis.ncols(),
-                |i, j| basis[(i, j)],
-            )),
-        }
-    }
-
-    /// Number of leading eigenvalues that are not zero up to rounding
-    /// (above 1e-9 of the largest).
-    pub fn well_conditioned(eigenvalues: &[f64]) -> usize {
-        let largest = eigenvalues.first().copied().unwrap_or(0.0);
-        eigenvalues
-            .iter()
-            .take_while(|&&v| v > 1e-9 * largest)
-            .count()
+        Ok(self.projector.project(face.as_bytes(), &self.mean))
     }
 
     /// Fills `projections` by projecting every training face exactly as a
