@@ -20,6 +20,7 @@
 
 #![warn(missing_docs)]
 
+mod common;
 pub mod lbph;
 pub mod model_file;
 pub mod prepare;

@@ -38,10 +38,11 @@
 use faer::Mat;
 use thiserror::Error;
 
+use crate::common::Common;
 use crate::lbph::LbphModel;
 use crate::lbph::index::HistogramIndex;
 use crate::subspace::panel_matrix::PanelMatrix;
-use crate::subspace::{Common, GramProjector, Projector, SubspaceModel};
+use crate::subspace::{GramProjector, Projector, SubspaceModel};
 use crate::{Algorithm, EigenFaces, FisherFaces, Label, Lbph, LbphParams, Recognizer};
 
 /// The eight bytes every model file starts with.

@@ -24,13 +24,11 @@ mod histogram;
 pub(crate) mod index;
 mod scan;
 
-use std::collections::BTreeMap;
-
 use ocellus_imaging::Image;
 use rayon::prelude::*;
 
+use crate::common::{Common, prediction, recognizer_accessors};
 use crate::samples::{check_face, check_training_set};
-use crate::subspace::Common;
 use crate::{Algorithm, Label, Prediction, RecognizeError, Recognizer, model_file};
 pub use codes::lbp_codes;
 pub use histogram::chi_square;
@@ -129,10 +127,7 @@ impl Lbph {
     pub fn new(params: LbphParams) -> Self {
         Lbph {
             params,
-            common: Common {
-                threshold: DEFAULT_THRESHOLD,
-                names: BTreeMap::new(),
-            },
+            common: Common::new(DEFAULT_THRESHOLD),
             model: None,
             scan: None,
         }
@@ -262,42 +257,15 @@ impl Recognizer for Lbph {
         let (nearest_index, distance) = scan
             .nearest(&model.histograms, &query)
             .unwrap_or((0, f64::INFINITY));
-        let nearest_label = model.labels.get(nearest_index).copied().unwrap_or(-1);
-        Ok(Prediction {
-            label: (distance < self.common.threshold).then_some(nearest_label),
-            nearest_label,
+        Ok(prediction(
+            &model.labels,
             nearest_index,
             distance,
-        })
+            self.common.threshold,
+        ))
     }
 
-    fn threshold(&self) -> f64 {
-        self.common.threshold
-    }
-
-    fn set_threshold(&mut self, threshold: f64) {
-        self.common.threshold = threshold;
-    }
-
-    fn is_trained(&self) -> bool {
-        self.model.is_some()
-    }
-
-    fn num_samples(&self) -> usize {
-        self.model.as_ref().map_or(0, |m| m.labels.len())
-    }
-
-    fn face_size(&self) -> Option<(u32, u32)> {
-        self.model.as_ref().map(|m| (m.width, m.height))
-    }
-
-    fn label_names(&self) -> &BTreeMap<Label, String> {
-        &self.common.names
-    }
-
-    fn set_label_names(&mut self, names: BTreeMap<Label, String>) {
-        self.common.names = names;
-    }
+    recognizer_accessors!();
 
     fn to_bytes(&self) -> Result<Vec<u8>, RecognizeError> {
         let model = self.model.as_ref().ok_or(RecognizeError::NotTrained)?;

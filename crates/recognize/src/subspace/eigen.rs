@@ -1,12 +1,11 @@
 //! Eigenfaces (OpenCV's `EigenFaceRecognizer`, spec section 2): PCA through
 //! the N x N Gram matrix, nearest neighbour in the PCA subspace.
 
-use std::collections::BTreeMap;
-
 use ocellus_imaging::Image;
 
 use super::projector::{Projector, well_conditioned};
-use super::{Common, SubspaceModel, pca, sample_matrix};
+use super::{SubspaceModel, pca, sample_matrix};
+use crate::common::Common;
 use crate::samples::check_training_set;
 use crate::{Label, RecognizeError};
 
@@ -31,10 +30,7 @@ impl EigenFaces {
     pub fn new(num_components: usize) -> Self {
         EigenFaces {
             requested_components: num_components,
-            common: Common {
-                threshold: DEFAULT_THRESHOLD,
-                names: BTreeMap::new(),
-            },
+            common: Common::new(DEFAULT_THRESHOLD),
             model: None,
         }
     }

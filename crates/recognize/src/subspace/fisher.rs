@@ -3,8 +3,6 @@
 //! with OpenCV's unnormalised eigenvector scaling; nearest neighbour in the
 //! LDA subspace.
 
-use std::collections::BTreeMap;
-
 use faer::Accum;
 use faer::Mat;
 use faer::linalg::matmul::matmul;
@@ -12,7 +10,8 @@ use ocellus_imaging::Image;
 
 use super::parallel::faer_par;
 use super::projector::{Projector, well_conditioned};
-use super::{Common, SubspaceModel, lda, pca, sample_matrix};
+use super::{SubspaceModel, lda, pca, sample_matrix};
+use crate::common::Common;
 use crate::samples::check_training_set;
 use crate::{Label, RecognizeError};
 
@@ -37,10 +36,7 @@ impl FisherFaces {
     pub fn new(num_components: usize) -> Self {
         FisherFaces {
             requested_components: num_components,
-            common: Common {
-                threshold: DEFAULT_THRESHOLD,
-                names: BTreeMap::new(),
-            },
+            common: Common::new(DEFAULT_THRESHOLD),
             model: None,
         }
     }

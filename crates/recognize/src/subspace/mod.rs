@@ -31,12 +31,11 @@ mod pca;
 mod projector;
 pub mod real_eigen;
 
-use std::collections::BTreeMap;
-
 use faer::Mat;
 use ocellus_imaging::Image;
 use rayon::prelude::*;
 
+use crate::common::prediction;
 use crate::samples::check_face;
 use crate::{Label, Prediction, RecognizeError};
 pub(crate) use projector::{GramProjector, Projector};
@@ -108,13 +107,7 @@ impl SubspaceModel {
             }
         }
         let (distance, nearest_index) = best;
-        let nearest_label = self.labels.get(nearest_index).copied().unwrap_or(-1);
-        Prediction {
-            label: (distance < threshold).then_some(nearest_label),
-            nearest_label,
-            nearest_index,
-            distance,
-        }
+        prediction(&self.labels, nearest_index, distance, threshold)
     }
 
     /// Projects the query and finds its nearest training sample.
@@ -122,15 +115,6 @@ impl SubspaceModel {
         let query = self.project(face)?;
         Ok(self.nearest(&query, threshold))
     }
-}
-
-/// Threshold and label names, common to every recognizer.
-#[derive(Clone, Debug)]
-pub(crate) struct Common {
-    /// Rejection threshold.
-    pub threshold: f64,
-    /// Optional label names.
-    pub names: BTreeMap<Label, String>,
 }
 
 /// Implements [`Recognizer`](crate::Recognizer) for a subspace recognizer
@@ -165,33 +149,7 @@ macro_rules! subspace_recognizer {
                     .predict(face, self.common.threshold)
             }
 
-            fn threshold(&self) -> f64 {
-                self.common.threshold
-            }
-
-            fn set_threshold(&mut self, threshold: f64) {
-                self.common.threshold = threshold;
-            }
-
-            fn is_trained(&self) -> bool {
-                self.model.is_some()
-            }
-
-            fn num_samples(&self) -> usize {
-                self.model.as_ref().map_or(0, |m| m.labels.len())
-            }
-
-            fn face_size(&self) -> Option<(u32, u32)> {
-                self.model.as_ref().map(|m| (m.width, m.height))
-            }
-
-            fn label_names(&self) -> &std::collections::BTreeMap<crate::Label, String> {
-                &self.common.names
-            }
-
-            fn set_label_names(&mut self, names: std::collections::BTreeMap<crate::Label, String>) {
-                self.common.names = names;
-            }
+            crate::common::recognizer_accessors!();
 
             fn to_bytes(&self) -> Result<Vec<u8>, crate::RecognizeError> {
                 let model = self
