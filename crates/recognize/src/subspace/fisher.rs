@@ -9,8 +9,8 @@ use faer::linalg::matmul::matmul;
 use ocellus_imaging::Image;
 
 use super::parallel::faer_par;
-use super::projector::{Projector, well_conditioned};
-use super::{SubspaceModel, lda, pca, sample_matrix};
+use super::projector::well_conditioned;
+use super::{Fit, SubspaceModel, lda, pca, sample_matrix};
 use crate::common::Common;
 use crate::samples::check_training_set;
 use crate::{Label, RecognizeError};
@@ -34,45 +34,7 @@ impl FisherFaces {
     /// (OpenCV's default) or more than C - 1 (C = number of people) keeps
     /// C - 1. The threshold is [`DEFAULT_THRESHOLD`].
     pub fn new(num_components: usize) -> Self {
-        FisherFaces {
-            requested_components: num_components,
-            common: Common::new(DEFAULT_THRESHOLD),
-            model: None,
-        }
-    }
-
-    /// Number of discriminant axes of the trained model, or the requested
-    /// number before training.
-    pub fn num_components(&self) -> usize {
-        self.model
-            .as_ref()
-            .map_or(self.requested_components, SubspaceModel::components)
-    }
-
-    /// The kept LDA eigenvalues, decreasing (empty before training).
-    pub fn eigenvalues(&self) -> &[f64] {
-        self.model.as_ref().map_or(&[], |m| &m.eigenvalues)
-    }
-
-    /// Training labels in training order (empty before training).
-    pub fn labels(&self) -> &[Label] {
-        self.model.as_ref().map_or(&[], |m| &m.labels)
-    }
-
-    /// The projection (x - mu) W of a face (diagnostics, tests).
-    pub fn project(&self, face: &Image) -> Result<Vec<f64>, RecognizeError> {
-        self.model
-            .as_ref()
-            .ok_or(RecognizeError::NotTrained)?
-            .project(face)
-    }
-
-    pub(crate) fn from_parts(requested: usize, common: Common, model: SubspaceModel) -> Self {
-        FisherFaces {
-            requested_components: requested,
-            common,
-            model: Some(model),
-        }
+        Self::untrained(num_components, DEFAULT_THRESHOLD)
     }
 }
 
@@ -89,7 +51,7 @@ fn train_model(
     labels: &[Label],
     requested: usize,
 ) -> Result<SubspaceModel, RecognizeError> {
-    let (width, height) = check_training_set(faces, labels)?;
+    let size = check_training_set(faces, labels)?;
     let classes = distinct_labels(labels);
     let n = faces.len();
     let c = classes.len();
@@ -140,17 +102,14 @@ fn train_model(
     } else {
         0
     };
-    let projector = Projector::choose(faces, &fitted.mean, basis, gram_coeffs, gram_columns);
-    SubspaceModel {
-        width,
-        height,
+    let fit = Fit {
         mean: fitted.mean,
         eigenvalues: discriminant.eigenvalues,
-        projector,
-        projections: Vec::new(),
-        labels: labels.to_vec(),
-    }
-    .with_training_projections(faces)
+        basis,
+        gram_coeffs,
+        gram_columns,
+    };
+    SubspaceModel::train(faces, labels, size, fit)
 }
 
 crate::subspace::subspace_recognizer!(FisherFaces, crate::Algorithm::Fisher);

@@ -47,6 +47,21 @@ fn sample_matrix(faces: &[Image]) -> Mat<f64> {
     Mat::from_fn(faces.len(), d, |i, j| f64::from(faces[i].as_bytes()[j]))
 }
 
+/// What a subspace training computes, before the projector is chosen.
+pub(crate) struct Fit {
+    /// Mean face (length D).
+    pub mean: Vec<f64>,
+    /// Eigenvalues of the kept components (length K).
+    pub eigenvalues: Vec<f64>,
+    /// W, D x K.
+    pub basis: Mat<f64>,
+    /// C with W = A^T C (N x K), when the PCA went through the Gram matrix.
+    pub gram_coeffs: Option<Mat<f64>>,
+    /// How many leading components may use the Gram form
+    /// ([`Projector::choose`]).
+    pub gram_columns: usize,
+}
+
 /// A trained linear-subspace face model.
 #[derive(Clone, Debug)]
 pub(crate) struct SubspaceModel {
@@ -67,6 +82,34 @@ pub(crate) struct SubspaceModel {
 }
 
 impl SubspaceModel {
+    /// The model of `faces` (checked by `check_training_set`, of `size`)
+    /// and `labels` from what training computed: chooses the projector,
+    /// then projects every training face with it.
+    pub fn train(
+        faces: &[Image],
+        labels: &[Label],
+        (width, height): (u32, u32),
+        fit: Fit,
+    ) -> Result<Self, RecognizeError> {
+        let projector = Projector::choose(
+            faces,
+            &fit.mean,
+            fit.basis,
+            fit.gram_coeffs,
+            fit.gram_columns,
+        );
+        SubspaceModel {
+            width,
+            height,
+            mean: fit.mean,
+            eigenvalues: fit.eigenvalues,
+            projector,
+            projections: Vec::new(),
+            labels: labels.to_vec(),
+        }
+        .with_training_projections(faces)
+    }
+
     /// Number of kept components K.
     pub fn components(&self) -> usize {
         self.projector.components()
@@ -81,7 +124,7 @@ impl SubspaceModel {
     /// Fills `projections` by projecting every training face exactly as a
     /// query is projected, so that a query identical to a training face is
     /// at distance 0 (as in OpenCV, which also projects both the same way).
-    pub fn with_training_projections(mut self, faces: &[Image]) -> Result<Self, RecognizeError> {
+    fn with_training_projections(mut self, faces: &[Image]) -> Result<Self, RecognizeError> {
         let rows: Vec<Vec<f64>> = faces
             .par_iter()
             .map(|f| self.project(f))
@@ -117,14 +160,73 @@ impl SubspaceModel {
     }
 }
 
-/// Implements [`Recognizer`](crate::Recognizer) for a subspace recognizer
-/// (Eigenfaces, Fisherfaces): a struct with the fields
-/// `requested_components`, `common: Common` and `model: Option<SubspaceModel>`,
-/// and a function `train_model(faces, labels, requested_components)` in
-/// scope. The two differ only in how they train, so everything else is
-/// written once here.
+/// Implements the methods of a subspace recognizer (Eigenfaces,
+/// Fisherfaces): a struct with the fields `requested_components`,
+/// `common: Common` and `model: Option<SubspaceModel>`, and a function
+/// `train_model(faces, labels, requested_components)` in scope. The two
+/// differ only in how they train (and in what their `new` means by the
+/// number of components), so everything else is written once here: the
+/// inherent accessors and [`Recognizer`](crate::Recognizer).
 macro_rules! subspace_recognizer {
     ($type:ident, $algorithm:expr) => {
+        impl $type {
+            /// An untrained recognizer.
+            fn untrained(requested_components: usize, threshold: f64) -> Self {
+                $type {
+                    requested_components,
+                    common: crate::common::Common::new(threshold),
+                    model: None,
+                }
+            }
+
+            pub(crate) fn from_parts(
+                requested_components: usize,
+                common: crate::common::Common,
+                model: crate::subspace::SubspaceModel,
+            ) -> Self {
+                $type {
+                    requested_components,
+                    common,
+                    model: Some(model),
+                }
+            }
+
+            /// Number of components of the trained model (for Eigenfaces N
+            /// after a default training, like OpenCV's
+            /// `getNumComponents()`; for Fisherfaces the discriminant
+            /// axes), or the requested number before training.
+            pub fn num_components(&self) -> usize {
+                self.model.as_ref().map_or(
+                    self.requested_components,
+                    crate::subspace::SubspaceModel::components,
+                )
+            }
+
+            /// Eigenvalues of the kept components, decreasing (of the
+            /// covariance for Eigenfaces, the real parts of those of
+            /// S_w^-1 S_b for Fisherfaces); empty before training.
+            pub fn eigenvalues(&self) -> &[f64] {
+                self.model.as_ref().map_or(&[], |m| &m.eigenvalues)
+            }
+
+            /// Training labels in training order (empty before training).
+            pub fn labels(&self) -> &[crate::Label] {
+                self.model.as_ref().map_or(&[], |m| &m.labels)
+            }
+
+            /// The projection (x - mu) W of a face into the model's
+            /// subspace (diagnostics, tests).
+            pub fn project(
+                &self,
+                face: &ocellus_imaging::Image,
+            ) -> Result<Vec<f64>, crate::RecognizeError> {
+                self.model
+                    .as_ref()
+                    .ok_or(crate::RecognizeError::NotTrained)?
+                    .project(face)
+            }
+        }
+
         impl crate::Recognizer for $type {
             fn algorithm(&self) -> crate::Algorithm {
                 $algorithm
