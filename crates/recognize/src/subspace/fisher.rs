@@ -3,12 +3,9 @@
 //! with OpenCV's unnormalised eigenvector scaling; nearest neighbour in the
 //! LDA subspace.
 
-use faer::Accum;
-use faer::Mat;
-use faer::linalg::matmul::matmul;
 use ocellus_imaging::Image;
 
-use super::parallel::faer_par;
+use super::linalg::product;
 use super::projector::well_conditioned;
 use super::{Fit, SubspaceModel, lda, pca, sample_matrix};
 use crate::common::Common;
@@ -71,30 +68,12 @@ fn train_model(
     let reduced = pca::project_rows(data.as_ref(), &fitted.mean, fitted.basis.as_ref());
     let discriminant = lda::fit(reduced.as_ref(), labels, &classes, k)?;
     // W = P V_K (D x K).
-    let d = data.ncols();
     let kk = discriminant.vectors.ncols();
-    let mut basis = Mat::<f64>::zeros(d, kk);
-    matmul(
-        basis.as_mut(),
-        Accum::Replace,
-        fitted.basis.as_ref(),
-        discriminant.vectors.as_ref(),
-        1.0,
-        faer_par(),
-    );
+    let basis = product(fitted.basis.as_ref(), discriminant.vectors.as_ref(), 1.0);
     // W = P V = A^T (C_pca V): the Gram form needs C_pca V (N x K).
-    let gram_coeffs = fitted.gram_coeffs.map(|c| {
-        let mut out = Mat::<f64>::zeros(c.nrows(), kk);
-        matmul(
-            out.as_mut(),
-            Accum::Replace,
-            c.as_ref(),
-            discriminant.vectors.as_ref(),
-            1.0,
-            faer_par(),
-        );
-        out
-    });
+    let gram_coeffs = fitted
+        .gram_coeffs
+        .map(|c| product(c.as_ref(), discriminant.vectors.as_ref(), 1.0));
     // Every PCA component feeds every LDA axis: Gram form only if none of
     // them is a rounding-noise direction.
     let gram_columns = if well_conditioned(&fitted.eigenvalues) == fitted.eigenvalues.len() {

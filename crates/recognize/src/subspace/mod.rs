@@ -14,7 +14,8 @@
 //! - [`projector`]: how W is kept and applied (explicit, or through the
 //!   training pixels), and [`panel_matrix`], the kernel that streams an
 //!   explicit W;
-//! - [`parallel`]: how many threads the linear algebra may use.
+//! - [`linalg`]: how many threads the linear algebra may use, and the
+//!   matrix product.
 //!
 //! Invariant of this module: the training projections are computed by the
 //! same projector, in the same summation order, as a query's, so a query
@@ -25,8 +26,8 @@
 pub mod eigen;
 pub mod fisher;
 mod lda;
+mod linalg;
 pub(crate) mod panel_matrix;
-mod parallel;
 mod pca;
 mod projector;
 pub mod real_eigen;
