@@ -615,17 +615,18 @@ impl Lbph {
 mod tests {
     use super::*;
     use ocellus_imaging::{Image, PixelLayout};
+    use ocellus_testdata::Noise;
 
     fn faces() -> (Vec<Image>, Vec<Label>) {
         let mut faces = Vec::new();
         let mut labels = Vec::new();
-        let mut state = 12345u32;
+        let mut noise = Noise::new(12345);
         for person in 0..3 {
             for _ in 0..3 {
+                // Noise of 0..64 over a pattern that differs per person.
                 let data = (0..24 * 20)
                     .map(|i| {
-                        state = state.wrapping_mul(1664525).wrapping_add(1013904223);
-                        ((state >> 26) as u8).wrapping_add((i as u8 / 7).wrapping_mul(person + 1))
+                        (noise.byte() >> 2).wrapping_add((i as u8 / 7).wrapping_mul(person + 1))
                     })
                     .collect();
                 faces.push(Image::from_vec(20, 24, PixelLayout::Gray, data).unwrap());

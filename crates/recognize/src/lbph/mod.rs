@@ -277,17 +277,10 @@ impl Recognizer for Lbph {
 mod tests {
     use super::*;
     use ocellus_imaging::PixelLayout;
+    use ocellus_testdata::noise_bytes;
 
-    fn noise_face(seed: u32, w: u32, h: u32) -> Image {
-        let mut state = seed.wrapping_mul(2654435761).wrapping_add(1);
-        let data = (0..w * h)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                (state >> 24) as u8
-            })
-            .collect();
+    fn noise_face(seed: u64, w: u32, h: u32) -> Image {
+        let data = noise_bytes(seed, w as usize * h as usize);
         Image::from_vec(w, h, PixelLayout::Gray, data).unwrap()
     }
 

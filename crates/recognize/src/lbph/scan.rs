@@ -368,6 +368,7 @@ fn add_four_dense_rows(sums: &mut [f64], rows: [DenseRow<'_>; 4]) {
 mod tests {
     use super::*;
     use crate::lbph::chi_square;
+    use ocellus_testdata::Noise;
 
     /// Random sparse histograms of `cells` cells of `bins_per_cell` bins,
     /// each cell's counts summing to `area`.
@@ -378,13 +379,8 @@ mod tests {
         bins_per_cell: usize,
         area: usize,
     ) -> Vec<Vec<u16>> {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut next = move |m: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % m as u64) as usize
-        };
+        let mut noise = Noise::new(seed);
+        let mut next = move |m: usize| noise.below(m as u64) as usize;
         (0..n)
             .map(|_| {
                 let mut h = vec![0u16; cells * bins_per_cell];
