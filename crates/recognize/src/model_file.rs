@@ -581,12 +581,21 @@ fn typed_payload(bytes: &[u8], expected: Algorithm) -> Result<Reader<'_>, ModelF
     })
 }
 
+/// A whole Eigen or Fisher model file of the `expected` algorithm.
+fn typed_subspace(
+    bytes: &[u8],
+    expected: Algorithm,
+) -> Result<(usize, Common, SubspaceModel), ModelFileError> {
+    let mut r = typed_payload(bytes, expected)?;
+    let parts = read_subspace(&mut r)?;
+    expect_end(&r)?;
+    Ok(parts)
+}
+
 impl EigenFaces {
     /// Loads an Eigenfaces model written by [`Recognizer::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelFileError> {
-        let mut r = typed_payload(bytes, Algorithm::Eigen)?;
-        let (req, common, m) = read_subspace(&mut r)?;
-        expect_end(&r)?;
+        let (req, common, m) = typed_subspace(bytes, Algorithm::Eigen)?;
         Ok(EigenFaces::from_parts(req, common, m))
     }
 }
@@ -594,9 +603,7 @@ impl EigenFaces {
 impl FisherFaces {
     /// Loads a Fisherfaces model written by [`Recognizer::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelFileError> {
-        let mut r = typed_payload(bytes, Algorithm::Fisher)?;
-        let (req, common, m) = read_subspace(&mut r)?;
-        expect_end(&r)?;
+        let (req, common, m) = typed_subspace(bytes, Algorithm::Fisher)?;
         Ok(FisherFaces::from_parts(req, common, m))
     }
 }

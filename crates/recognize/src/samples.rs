@@ -14,20 +14,29 @@ pub(crate) fn check_training_set(
     faces: &[Image],
     labels: &[Label],
 ) -> Result<(u32, u32), RecognizeError> {
-    if faces.is_empty() {
-        return Err(RecognizeError::NoTrainingData);
-    }
+    let first = faces.first().ok_or(RecognizeError::NoTrainingData)?;
+    let size = (first.width(), first.height());
+    check_batch(faces, labels, size)?;
+    Ok(size)
+}
+
+/// Checks that `faces` and `labels` pair up and that every face is greyscale
+/// and of the given size (images added to a trained model).
+pub(crate) fn check_batch(
+    faces: &[Image],
+    labels: &[Label],
+    size: (u32, u32),
+) -> Result<(), RecognizeError> {
     if faces.len() != labels.len() {
         return Err(RecognizeError::LabelCount {
             images: faces.len(),
             labels: labels.len(),
         });
     }
-    let size = (faces[0].width(), faces[0].height());
     for (index, face) in faces.iter().enumerate() {
         check_face(face, index, size)?;
     }
-    Ok(size)
+    Ok(())
 }
 
 /// Checks that one face is greyscale and of the expected size.

@@ -28,7 +28,7 @@ use ocellus_imaging::Image;
 use rayon::prelude::*;
 
 use crate::common::{Common, prediction, recognizer_accessors};
-use crate::samples::{check_face, check_training_set};
+use crate::samples::{check_batch, check_face, check_training_set};
 use crate::{Algorithm, Label, Prediction, RecognizeError, Recognizer, model_file};
 pub use codes::lbp_codes;
 pub use histogram::chi_square;
@@ -229,15 +229,7 @@ impl Recognizer for Lbph {
             return self.train(faces, labels);
         };
         let size = (model.width, model.height);
-        if faces.len() != labels.len() {
-            return Err(RecognizeError::LabelCount {
-                images: faces.len(),
-                labels: labels.len(),
-            });
-        }
-        for (index, face) in faces.iter().enumerate() {
-            check_face(face, index, size)?;
-        }
+        check_batch(faces, labels, size)?;
         let (histograms, _) = self.histograms_of(faces, size)?;
         if let Some(model) = &mut self.model {
             model.histograms.push(histograms);
