@@ -5,13 +5,13 @@
 //!
 //! The parts, each keeping one of those promises:
 //!
-//! - [`codes`]: the LBP operator, OpenCV's f32 operations in OpenCV's order;
-//! - [`histogram`]: the spatial histogram of one face and the chi-square
+//! - `codes`: the LBP operator, OpenCV's f32 operations in OpenCV's order;
+//! - `histogram`: the spatial histogram of one face and the chi-square
 //!   distance. Histogram values are always `count * f32(1 / cell_area)`, so
 //!   a histogram is stored as integer bin counts and each chi-square term is
 //!   a function of the two counts only;
-//! - [`index`]: the training histograms of a model, by sample and by bin;
-//! - [`scan`]: prediction. It finds the nearest sample by filtering with an
+//! - `index`: the training histograms of a model, by sample and by bin;
+//! - `scan`: prediction. It finds the nearest sample by filtering with an
 //!   approximate, order-free distance that only visits bins where both
 //!   histograms are non-zero, then computing the exact distance, in
 //!   OpenCV's even/odd order, of the few samples that can be nearest: same
