@@ -84,7 +84,7 @@ stop, percentile = load.stop, load.percentile
 
 ENROLL, RECOGNIZE = 1, 2
 
-# The node's defaults (ocellus serve --help, crates/recognize/src/lbph.rs).
+# The node's defaults (ocellus serve --help, crates/recognize/src/lbph/mod.rs).
 CASCADE = "lbpcascade_frontalface_improved.xml"
 CASCADE_DIRS = ["/usr/share/opencv4/lbpcascades", "/usr/local/share/opencv4/lbpcascades"]
 SCALE_FACTOR, MIN_NEIGHBORS, MIN_SIZE = 1.1, 3, 30

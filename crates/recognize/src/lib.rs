@@ -14,26 +14,29 @@
 //!   ([`Recognizer::to_bytes`], [`model_from_bytes`]), not YAML.
 //!
 //! Inputs are greyscale [`Image`]s of one size, usually produced by
-//! [`prepare::prepare_face`] from a detected face rectangle.
+//! [`prepare::prepare_face`] from a detected face rectangle. [`eval`]
+//! measures a recognizer on labelled faces (accuracy, k-fold, false-accept
+//! and false-reject rates, threshold calibration), as `ocellus eval` does.
+//!
+//! Layout: [`lbph`] and the subspace recognizers ([`eigen`], [`fisher`],
+//! with their PCA, LDA, [`real_eigen`] solver and projection kernels in the
+//! private `subspace` folder); what every recognizer shares (threshold,
+//! label names, the acceptance rule, the input checks) in private modules;
+//! [`model_file`] and [`prepare`].
 //!
 //! Everything here is pure computation: no file or network I/O.
 
 #![warn(missing_docs)]
 
-pub mod eigen;
-pub mod fisher;
+mod common;
+pub mod eval;
 pub mod lbph;
-mod lbph_index;
-mod lbph_scan;
-mod lda;
 pub mod model_file;
-mod panel_matrix;
-mod parallel;
-mod pca;
 pub mod prepare;
-pub mod real_eigen;
 mod samples;
 mod subspace;
+
+pub use subspace::{eigen, fisher, real_eigen};
 
 use std::collections::BTreeMap;
 

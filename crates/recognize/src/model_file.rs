@@ -38,10 +38,11 @@
 use faer::Mat;
 use thiserror::Error;
 
+use crate::common::Common;
 use crate::lbph::LbphModel;
-use crate::lbph_index::HistogramIndex;
-use crate::panel_matrix::PanelMatrix;
-use crate::subspace::{Common, GramProjector, Projector, SubspaceModel};
+use crate::lbph::index::HistogramIndex;
+use crate::subspace::panel_matrix::PanelMatrix;
+use crate::subspace::{GramProjector, Projector, SubspaceModel};
 use crate::{Algorithm, EigenFaces, FisherFaces, Label, Lbph, LbphParams, Recognizer};
 
 /// The eight bytes every model file starts with.
@@ -580,12 +581,21 @@ fn typed_payload(bytes: &[u8], expected: Algorithm) -> Result<Reader<'_>, ModelF
     })
 }
 
+/// A whole Eigen or Fisher model file of the `expected` algorithm.
+fn typed_subspace(
+    bytes: &[u8],
+    expected: Algorithm,
+) -> Result<(usize, Common, SubspaceModel), ModelFileError> {
+    let mut r = typed_payload(bytes, expected)?;
+    let parts = read_subspace(&mut r)?;
+    expect_end(&r)?;
+    Ok(parts)
+}
+
 impl EigenFaces {
     /// Loads an Eigenfaces model written by [`Recognizer::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelFileError> {
-        let mut r = typed_payload(bytes, Algorithm::Eigen)?;
-        let (req, common, m) = read_subspace(&mut r)?;
-        expect_end(&r)?;
+        let (req, common, m) = typed_subspace(bytes, Algorithm::Eigen)?;
         Ok(EigenFaces::from_parts(req, common, m))
     }
 }
@@ -593,9 +603,7 @@ impl EigenFaces {
 impl FisherFaces {
     /// Loads a Fisherfaces model written by [`Recognizer::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelFileError> {
-        let mut r = typed_payload(bytes, Algorithm::Fisher)?;
-        let (req, common, m) = read_subspace(&mut r)?;
-        expect_end(&r)?;
+        let (req, common, m) = typed_subspace(bytes, Algorithm::Fisher)?;
         Ok(FisherFaces::from_parts(req, common, m))
     }
 }
@@ -614,17 +622,18 @@ impl Lbph {
 mod tests {
     use super::*;
     use ocellus_imaging::{Image, PixelLayout};
+    use ocellus_testdata::Noise;
 
     fn faces() -> (Vec<Image>, Vec<Label>) {
         let mut faces = Vec::new();
         let mut labels = Vec::new();
-        let mut state = 12345u32;
+        let mut noise = Noise::new(12345);
         for person in 0..3 {
             for _ in 0..3 {
+                // Noise of 0..64 over a pattern that differs per person.
                 let data = (0..24 * 20)
                     .map(|i| {
-                        state = state.wrapping_mul(1664525).wrapping_add(1013904223);
-                        ((state >> 26) as u8).wrapping_add((i as u8 / 7).wrapping_mul(person + 1))
+                        (noise.byte() >> 2).wrapping_add((i as u8 / 7).wrapping_mul(person + 1))
                     })
                     .collect();
                 faces.push(Image::from_vec(20, 24, PixelLayout::Gray, data).unwrap());

@@ -1,7 +1,9 @@
-//! Checks and conversions shared by the recognizers: greyscale, one size,
-//! one label per image, flattening to vectors.
+//! The input checks every recognizer makes: one label per image, every
+//! image greyscale and of one size.
+//!
+//! Invariant: every image a model trains on or predicts has passed them, so
+//! the algorithms index pixels without checks of their own.
 
-use faer::Mat;
 use ocellus_imaging::{Image, PixelLayout};
 
 use crate::{Label, RecognizeError};
@@ -12,20 +14,29 @@ pub(crate) fn check_training_set(
     faces: &[Image],
     labels: &[Label],
 ) -> Result<(u32, u32), RecognizeError> {
-    if faces.is_empty() {
-        return Err(RecognizeError::NoTrainingData);
-    }
+    let first = faces.first().ok_or(RecognizeError::NoTrainingData)?;
+    let size = (first.width(), first.height());
+    check_batch(faces, labels, size)?;
+    Ok(size)
+}
+
+/// Checks that `faces` and `labels` pair up and that every face is greyscale
+/// and of the given size (images added to a trained model).
+pub(crate) fn check_batch(
+    faces: &[Image],
+    labels: &[Label],
+    size: (u32, u32),
+) -> Result<(), RecognizeError> {
     if faces.len() != labels.len() {
         return Err(RecognizeError::LabelCount {
             images: faces.len(),
             labels: labels.len(),
         });
     }
-    let size = (faces[0].width(), faces[0].height());
     for (index, face) in faces.iter().enumerate() {
         check_face(face, index, size)?;
     }
-    Ok(size)
+    Ok(())
 }
 
 /// Checks that one face is greyscale and of the expected size.
@@ -47,19 +58,4 @@ pub(crate) fn check_face(
         });
     }
     Ok(())
-}
-
-/// The N x D matrix of samples (one flattened face per row, row-major pixels,
-/// converted exactly to f64), as OpenCV builds it.
-pub(crate) fn sample_matrix(faces: &[Image]) -> Mat<f64> {
-    let d = faces.first().map_or(0, |f| f.as_bytes().len());
-    Mat::from_fn(faces.len(), d, |i, j| f64::from(faces[i].as_bytes()[j]))
-}
-
-/// Distinct labels in ascending order.
-pub(crate) fn distinct_labels(labels: &[Label]) -> Vec<Label> {
-    let mut distinct = labels.to_vec();
-    distinct.sort_unstable();
-    distinct.dedup();
-    distinct
 }

@@ -110,6 +110,23 @@ fn case(loader: &mut Loader, test: &Value, key: &str, file_override: Option<Stri
     }
 }
 
+/// The cases of the oracle `tests` that `keep` selects, in order; each
+/// test image is read from `image_of(test)`, or from the test's own file
+/// when that is `None`.
+fn cases(
+    loader: &mut Loader,
+    tests: &[Value],
+    key: &str,
+    keep: impl Fn(&Value) -> bool,
+    image_of: impl Fn(&Value) -> Option<String>,
+) -> Vec<Case> {
+    tests
+        .iter()
+        .filter(|t| keep(t))
+        .map(|t| case(loader, t, key, image_of(t)))
+        .collect()
+}
+
 /// ORL protocol A: images 1-5 train, 6-10 test.
 fn orl_split5(data: &Path, key: &str) -> Vec<Run> {
     let json = load_json(data, "orl_split5.json");
@@ -120,12 +137,8 @@ fn orl_split5(data: &Path, key: &str) -> Vec<Run> {
         train.push(loader.image(t["file"].as_str().expect("file")));
         labels.push(t["label"].as_i64().expect("label") as Label);
     }
-    let cases = json["tests"]
-        .as_array()
-        .expect("tests")
-        .iter()
-        .map(|t| case(&mut loader, t, key, None))
-        .collect();
+    let tests = json["tests"].as_array().expect("tests");
+    let cases = cases(&mut loader, tests, key, |_| true, |_| None);
     vec![Run {
         train,
         labels,
@@ -149,11 +162,8 @@ fn orl_10fold(data: &Path, key: &str) -> Vec<Run> {
                     labels.push(subject);
                 }
             }
-            let cases = tests
-                .iter()
-                .filter(|t| t["fold"].as_u64() == Some(fold))
-                .map(|t| case(&mut loader, t, key, None))
-                .collect();
+            let in_fold = |t: &Value| t["fold"].as_u64() == Some(fold);
+            let cases = cases(&mut loader, tests, key, in_fold, |_| None);
             Run {
                 train,
                 labels,
@@ -191,15 +201,12 @@ fn yale(data: &Path, key: &str, dedup: bool) -> Vec<Run> {
                 train.push(loader.image(&resized(name)));
                 labels.push(subject(name));
             }
-            let cases = tests
-                .iter()
-                .filter(|t| t["condition"].as_str() == Some(condition))
-                .map(|t| {
-                    let file = t["file"].as_str().expect("file");
-                    let name = file.rsplit('/').next().expect("name");
-                    case(&mut loader, t, key, Some(resized(name)))
-                })
-                .collect();
+            let in_condition = |t: &Value| t["condition"].as_str() == Some(condition);
+            let stored = |t: &Value| {
+                let file = t["file"].as_str().expect("file");
+                Some(resized(file.rsplit('/').next().expect("name")))
+            };
+            let cases = cases(&mut loader, tests, key, in_condition, stored);
             Run {
                 train,
                 labels,

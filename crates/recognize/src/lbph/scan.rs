@@ -18,7 +18,7 @@
 //!    Q = sum_{b_k != 0} t(0, b_k) depends on the query only, and
 //!    delta(a, b) = t(a, b) - t(a, 0) - t(0, b) comes from a table. Only the
 //!    bins where the query is non-zero are visited, through the bin-major
-//!    storage of [`crate::lbph_index`]: a sparse column lists the samples
+//!    storage of [`super::index`]: a sparse column lists the samples
 //!    whose count is non-zero, a dense row has every sample (a zero count
 //!    adds delta(0, b), exactly 0). The additions have no long dependency
 //!    chain, and the bins are split over threads.
@@ -41,8 +41,8 @@
 
 use rayon::prelude::*;
 
-use crate::lbph::{bin_value, chi_square_term, sparse};
-use crate::lbph_index::{HistogramIndex, entry_count, entry_sample};
+use super::histogram::{bin_value, chi_square_term, sparse};
+use super::index::{HistogramIndex, entry_count, entry_sample};
 
 /// Largest cell area (largest bin count) for which the terms come from
 /// tables of (area + 1) x max(area + 1, 256) entries (2 x 8 MiB at most);
@@ -368,6 +368,7 @@ fn add_four_dense_rows(sums: &mut [f64], rows: [DenseRow<'_>; 4]) {
 mod tests {
     use super::*;
     use crate::lbph::chi_square;
+    use ocellus_testdata::Noise;
 
     /// Random sparse histograms of `cells` cells of `bins_per_cell` bins,
     /// each cell's counts summing to `area`.
@@ -378,13 +379,8 @@ mod tests {
         bins_per_cell: usize,
         area: usize,
     ) -> Vec<Vec<u16>> {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut next = move |m: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % m as u64) as usize
-        };
+        let mut noise = Noise::new(seed);
+        let mut next = move |m: usize| noise.below(m as u64) as usize;
         (0..n)
             .map(|_| {
                 let mut h = vec![0u16; cells * bins_per_cell];

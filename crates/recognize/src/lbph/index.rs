@@ -7,7 +7,7 @@
 //!   (sample, count) of every sample whose count is non-zero (compressed
 //!   sparse columns), or, when at least half the samples are non-zero, a
 //!   dense row of one byte per sample (cheaper to scan in full than entry
-//!   by entry). The prediction scan ([`crate::lbph_scan`]) only visits the
+//!   by entry). The prediction scan ([`super::scan`]) only visits the
 //!   bins where the query is non-zero.
 
 /// A sparse histogram: (bin, count) pairs, bins increasing, counts non-zero.

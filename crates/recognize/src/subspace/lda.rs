@@ -1,13 +1,12 @@
 //! Linear discriminant analysis as OpenCV's `cv::LDA` computes it for
 //! Fisherfaces (spec section 3, step 4): unweighted between-class scatter,
 //! S_w inverted by LU, and the non-symmetric eigen-decomposition of
-//! S_w^-1 S_b with unnormalised eigenvectors ([`crate::real_eigen`]).
+//! S_w^-1 S_b with unnormalised eigenvectors ([`super::real_eigen`]).
 
-use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat, MatRef};
+use faer::{Mat, MatRef};
 
-use crate::parallel::faer_par;
-use crate::real_eigen;
+use super::linalg::product;
+use super::real_eigen;
 use crate::{Label, RecognizeError};
 
 /// The kept discriminant axes.
@@ -75,37 +74,14 @@ pub(crate) fn fit(
     let between = Mat::from_fn(c, m, |k, j| class_sum[k][j] - total[j]);
     // S_w = Z^T Z, Z = samples minus their class mean.
     let within = Mat::from_fn(n, m, |i, j| data[(i, j)] - class_sum[class_of[i]][j]);
-    let par = faer_par();
-    let mut sb = Mat::<f64>::zeros(m, m);
-    matmul(
-        sb.as_mut(),
-        Accum::Replace,
-        between.transpose(),
-        between.as_ref(),
-        1.0,
-        par,
-    );
-    let mut sw = Mat::<f64>::zeros(m, m);
-    matmul(
-        sw.as_mut(),
-        Accum::Replace,
-        within.transpose(),
-        within.as_ref(),
-        1.0,
-        par,
-    );
+    let sb = product(between.transpose(), between.as_ref(), 1.0);
+    let sw = product(within.transpose(), within.as_ref(), 1.0);
     let sw_inv = lu_inverse(sw.as_ref());
-    let mut product = Mat::<f64>::zeros(m, m);
-    matmul(
-        product.as_mut(),
-        Accum::Replace,
-        sw_inv.as_ref(),
-        sb.as_ref(),
-        1.0,
-        par,
-    );
+    let sw_inv_sb = product(sw_inv.as_ref(), sb.as_ref(), 1.0);
 
-    let row_major: Vec<f64> = (0..m * m).map(|idx| product[(idx / m, idx % m)]).collect();
+    let row_major: Vec<f64> = (0..m * m)
+        .map(|idx| sw_inv_sb[(idx / m, idx % m)])
+        .collect();
     let eig = real_eigen::decompose(&row_major, m)
         .map_err(|e| RecognizeError::Numerical(format!("LDA eigen-decomposition: {e}")))?;
 

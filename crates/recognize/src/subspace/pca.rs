@@ -3,11 +3,10 @@
 //! N x N Gram matrix (1/N) A A^T of the centred samples, mapped back to pixel
 //! space and normalised.
 
-use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat, MatRef, Side};
+use faer::{Mat, MatRef, Side};
 
+use super::linalg::product;
 use crate::RecognizeError;
-use crate::parallel::faer_par;
 
 /// A fitted PCA: the mean sample and the kept principal axes.
 pub(crate) struct Pca {
@@ -67,21 +66,12 @@ fn top_symmetric_eigen(
 pub(crate) fn fit(data: MatRef<'_, f64>, components: usize) -> Result<Pca, RecognizeError> {
     let n = data.nrows();
     let d = data.ncols();
-    let par = faer_par();
     let mean = row_mean(data);
     let a = centred(data, &mean);
     if d <= n {
         // Small samples: the D x D covariance directly.
         let keep = components.min(d);
-        let mut cov = Mat::<f64>::zeros(d, d);
-        matmul(
-            cov.as_mut(),
-            Accum::Replace,
-            a.transpose(),
-            a.as_ref(),
-            1.0 / n as f64,
-            par,
-        );
+        let cov = product(a.transpose(), a.as_ref(), 1.0 / n as f64);
         let (eigenvalues, basis) = top_symmetric_eigen(cov.as_ref(), keep)?;
         return Ok(Pca {
             mean,
@@ -91,26 +81,10 @@ pub(crate) fn fit(data: MatRef<'_, f64>, components: usize) -> Result<Pca, Recog
         });
     }
     let keep = components.min(n);
-    let mut gram = Mat::<f64>::zeros(n, n);
-    matmul(
-        gram.as_mut(),
-        Accum::Replace,
-        a.as_ref(),
-        a.transpose(),
-        1.0 / n as f64,
-        par,
-    );
+    let gram = product(a.as_ref(), a.transpose(), 1.0 / n as f64);
     let (eigenvalues, small) = top_symmetric_eigen(gram.as_ref(), keep)?;
     // u_i = A^T v_i, then unit length.
-    let mut basis = Mat::<f64>::zeros(d, keep);
-    matmul(
-        basis.as_mut(),
-        Accum::Replace,
-        a.transpose(),
-        small.as_ref(),
-        1.0,
-        par,
-    );
+    let mut basis = product(a.transpose(), small.as_ref(), 1.0);
     let mut coeffs = small;
     for c in 0..keep {
         let mut col = basis.col_mut(c);
@@ -141,14 +115,5 @@ pub(crate) fn project_rows(
     basis: MatRef<'_, f64>,
 ) -> Mat<f64> {
     let a = centred(data, mean);
-    let mut out = Mat::<f64>::zeros(data.nrows(), basis.ncols());
-    matmul(
-        out.as_mut(),
-        Accum::Replace,
-        a.as_ref(),
-        basis,
-        1.0,
-        faer_par(),
-    );
-    out
+    product(a.as_ref(), basis, 1.0)
 }
