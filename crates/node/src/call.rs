@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use ocellus_protocol::message::{Accepted, Busy, Position, to_header};
+use ocellus_protocol::message::{Accepted, Busy, Position, Started, to_header};
 use ocellus_protocol::{ErrorCode, ErrorEvent, Op, field};
 use serde_json::{Map, Value};
 
@@ -67,6 +67,18 @@ pub enum Progress {
         /// The peer's header.
         header: Map<String, Value>,
     },
+}
+
+impl Progress {
+    /// The event it is on the wire: its op and header.
+    pub fn into_event(self) -> (Op, Map<String, Value>) {
+        match self {
+            Progress::Accepted(a) => (Op::Accepted, to_header(&a)),
+            Progress::Position(p) => (Op::Position, to_header(&p)),
+            Progress::Started { job } => (Op::Started, to_header(&Started { job })),
+            Progress::Relayed { op, header } => (op, header),
+        }
+    }
 }
 
 /// Where a caller's progress events go. Implementations must not block:
@@ -244,14 +256,7 @@ pub(crate) mod testing {
 
     impl JobSink for Recorder {
         fn progress(&self, request_id: u64, progress: Progress) {
-            let (op, header) = match progress {
-                Progress::Accepted(a) => (Op::Accepted, to_header(&a)),
-                Progress::Position(p) => (Op::Position, to_header(&p)),
-                Progress::Started { job } => {
-                    (Op::Started, to_header(&serde_json::json!({"job": job})))
-                }
-                Progress::Relayed { op, header } => (op, header),
-            };
+            let (op, header) = progress.into_event();
             self.push(Recorded {
                 request_id,
                 op,

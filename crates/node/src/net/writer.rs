@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ocellus_protocol::message::{Started, to_header};
 use ocellus_protocol::{Frame, Op};
 use serde_json::{Map, Value};
 use tokio::io::AsyncWriteExt;
@@ -96,12 +95,7 @@ pub(crate) struct ProgressSink {
 
 impl JobSink for ProgressSink {
     fn progress(&self, request_id: u64, progress: Progress) {
-        let (op, header) = match progress {
-            Progress::Accepted(a) => (Op::Accepted, to_header(&a)),
-            Progress::Position(p) => (Op::Position, to_header(&p)),
-            Progress::Started { job } => (Op::Started, to_header(&Started { job })),
-            Progress::Relayed { op, header } => (op, header),
-        };
+        let (op, header) = progress.into_event();
         // A slow reader loses progress events, never results.
         let _ = self
             .tx

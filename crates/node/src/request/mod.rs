@@ -339,7 +339,7 @@ mod tests {
 
         handle(
             &state,
-            filter_request(1, "invert,rotate=90", &[png.clone()]),
+            filter_request(1, "invert,rotate=90", std::slice::from_ref(&png)),
             &who,
             responder(&recorder, 1),
         );
@@ -364,7 +364,7 @@ mod tests {
         let cases: [(u64, Incoming, ErrorCode); 4] = [
             (
                 2,
-                filter_request(2, "blur=nope", &[png.clone()]),
+                filter_request(2, "blur=nope", std::slice::from_ref(&png)),
                 ErrorCode::BadOps,
             ),
             (
@@ -381,7 +381,7 @@ mod tests {
                 5,
                 Incoming {
                     op: Op::Detect,
-                    ..filter_request(5, "invert", &[png.clone()])
+                    ..filter_request(5, "invert", std::slice::from_ref(&png))
                 },
                 ErrorCode::RoleUnavailable,
             ),
