@@ -391,7 +391,7 @@ async fn a_mesh_in_memory_forwards_and_hands_over_at_shutdown() {
     for request in pending {
         let last = events(request).await.pop().unwrap();
         assert_eq!(last.op, Op::Result, "{:?}", last.header);
-        if last.header[field::NODE_ID] == Value::from(a_id.as_str()) {
+        if last.header[field::NODE_ID] == a_id.as_str() {
             ran_on_a += 1;
         }
     }
