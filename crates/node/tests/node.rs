@@ -219,14 +219,37 @@ async fn a_full_queue_answers_busy_and_keeps_serving() {
     config.queue_capacity = 1;
     let (addr, handle, task) = start(config).await;
     let client = Client::connect(&addr).await.unwrap();
-    let image = png(400, 4);
+    // A job that runs for a second or more even on a fast machine, so the
+    // requests below arrive while it runs.
+    let image = png(700, 4);
+    let ops = "median=12";
+    // The first job must be running (out of the queue) before the others
+    // come: otherwise it still holds the queue's one place and how many
+    // fit depends on the worker's timing.
+    let mut first = client
+        .request(Op::Filter, filter_header(ops, image.len()), image.clone())
+        .await
+        .unwrap();
+    loop {
+        let e = tokio::time::timeout(DEADLINE, first.next())
+            .await
+            .expect("no hang")
+            .expect("an event");
+        assert!(!e.is_terminal(), "first job ended early: {e:?}");
+        if e.op == Op::Started {
+            break;
+        }
+    }
     let mut pending = Vec::new();
-    for _ in 0..6 {
-        let h = filter_header("median=8", image.len());
+    for _ in 0..5 {
+        let h = filter_header(ops, image.len());
         pending.push(client.request(Op::Filter, h, image.clone()).await.unwrap());
     }
     let mut results = 0;
     let mut busy = 0;
+    let first_last = events(first).await.pop().expect("terminal event");
+    assert_eq!(first_last.op, Op::Result);
+    results += 1;
     for request in pending {
         let last = events(request).await.pop().expect("terminal event");
         match last.op {
