@@ -37,12 +37,18 @@ pub(crate) trait WeakFeature: Sync {
     /// What the window test hands to every node test of that window (Haar:
     /// the variance normalisation factor; LBP: nothing).
     type Norm: Copy + Default;
+    /// What the branch test of one node needs for one window, computed for
+    /// `LANES` windows at once (Haar: the normalised feature value; LBP: the
+    /// code), so that the lane loop stays vectorisable and each lane's test
+    /// is one comparison.
+    type Lane: Copy + Default;
 
     /// Stages evaluated lane-wise before switching to one window at a time.
     const BATCH_STAGES: usize;
     /// Largest tree (in nodes) evaluated lane-wise in the batched stages; a
     /// cascade with a larger tree there is evaluated one window at a time.
-    /// At most `MAX_BATCH_NODES`.
+    /// 1 batches stump cascades only (then the batched code has no tree
+    /// path at all); at most `MAX_BATCH_NODES`.
     const BATCH_MAX_NODES: usize;
 
     /// Compiles the feature of node number `index` of `cascade`; `None` if
@@ -86,17 +92,23 @@ pub(crate) trait WeakFeature: Sync {
     /// See the trait documentation.
     unsafe fn goes_left(&self, node: &Self::Node, buf: &[u32], p: usize, norm: Self::Norm) -> bool;
 
-    /// [`WeakFeature::goes_left`] for `LANES` windows at `p`, `p + STEP`, ...
+    /// Computes [`WeakFeature::Lane`] of `node` for `LANES` windows at
+    /// `p`, `p + STEP`, ...
     ///
     /// # Safety
     /// See the trait documentation.
-    unsafe fn goes_left_lanes<const STEP: usize>(
+    unsafe fn lanes<const STEP: usize>(
         &self,
         node: &Self::Node,
         buf: &[u32],
         p: usize,
         norm: &[Self::Norm; LANES],
-    ) -> [bool; LANES];
+    ) -> [Self::Lane; LANES];
+
+    /// Whether a window takes the left branch of `node`, given its
+    /// [`WeakFeature::Lane`] value (the same answer as
+    /// [`WeakFeature::goes_left`] for that window).
+    fn lane_goes_left(node: &Self::Node, lane: Self::Lane) -> bool;
 }
 
 /// A tree node with its feature inlined, so that the inner loop reads one
@@ -110,6 +122,8 @@ struct CompiledNode<N> {
     right: Branch,
 }
 
+/// A leaf value (stump cascades) or a child reference (trees); which of
+/// the two is fixed for the whole cascade by `BoostedLevel::stumps`.
 #[derive(Clone, Copy)]
 union Branch {
     leaf: f32,
@@ -184,6 +198,7 @@ impl<'a, F: WeakFeature> BoostedLevel<'a, F> {
             return None;
         }
         let batch = !cascade.stages.is_empty()
+            && (stumps || F::BATCH_MAX_NODES > 1)
             && cascade.stages.iter().take(F::BATCH_STAGES).all(|stage| {
                 let first = stage.first_tree as usize;
                 let count = stage.tree_count as usize;
@@ -304,90 +319,68 @@ impl<'a, F: WeakFeature> BoostedLevel<'a, F> {
     /// `p <= max_origin`.
     #[inline(always)]
     unsafe fn stages_from(&self, first: usize, buf: &[u32], p: usize, norm: F::Norm) -> i32 {
-        // SAFETY (both closures): guaranteed by the caller.
-        if self.stumps {
-            self.run_stages(first, |stage| {
-                self.stump_sum(stage, |node| unsafe {
-                    self.feature.goes_left(node, buf, p, norm)
-                })
-            })
-        } else {
-            self.run_stages(first, |stage| {
-                self.tree_sum(stage, |_, node| unsafe {
-                    self.feature.goes_left(node, buf, p, norm)
-                })
-            })
+        // SAFETY: guaranteed by the caller.
+        unsafe {
+            if self.stumps {
+                self.run_stages::<true>(first, buf, p, norm)
+            } else {
+                self.run_stages::<false>(first, buf, p, norm)
+            }
         }
     }
 
     /// The stage loop with early rejection: 1 if every stage from `first`
-    /// on passes, otherwise `-s` for the first stage `s` whose sum (from
-    /// `stage_sum`) is below its threshold.
+    /// on passes, otherwise `-s` for the first stage `s` whose sum of
+    /// leaves (in f64, as OpenCV adds them) is below its threshold.
+    /// `STUMPS` is `self.stumps`, as a constant so that each loop is
+    /// compiled for its kind of tree (no closure, nothing left to inline).
+    ///
+    /// # Safety
+    /// `p <= max_origin`.
     #[inline(always)]
-    fn run_stages(&self, first: usize, mut stage_sum: impl FnMut(&Stage) -> f64) -> i32 {
+    unsafe fn run_stages<const STUMPS: bool>(
+        &self,
+        first: usize,
+        buf: &[u32],
+        p: usize,
+        norm: F::Norm,
+    ) -> i32 {
         for (si, stage) in self.cascade.stages.iter().enumerate().skip(first) {
-            if stage_sum(stage) < stage.threshold as f64 {
+            let first_tree = stage.first_tree as usize;
+            let trees = first_tree..first_tree + stage.tree_count as usize;
+            let mut sum = 0.0f64;
+            if STUMPS {
+                for node in &self.nodes[trees] {
+                    // SAFETY: guaranteed by the caller.
+                    let left = unsafe { self.feature.goes_left(&node.feature, buf, p, norm) };
+                    sum += node.stump_leaf(left) as f64;
+                }
+            } else {
+                for tree in &self.cascade.trees[trees] {
+                    let root = tree.first_node as usize;
+                    let mut idx = 0i32;
+                    loop {
+                        let node = &self.nodes[root + idx as usize];
+                        // SAFETY: guaranteed by the caller.
+                        let left = unsafe { self.feature.goes_left(&node.feature, buf, p, norm) };
+                        idx = node.child(left);
+                        if idx <= 0 {
+                            break;
+                        }
+                    }
+                    sum += self.leaf(tree, idx) as f64;
+                }
+            }
+            if sum < stage.threshold as f64 {
                 return -(si as i32);
             }
         }
         1
     }
 
-    /// Sum of a stump stage's leaves (in f64, as OpenCV adds them), given
-    /// the branch test of each node.
+    /// Leaf number `-idx` of `tree` (`idx <= 0`, a tree walk's end).
     #[inline(always)]
-    fn stump_sum(&self, stage: &Stage, mut goes_left: impl FnMut(&F::Node) -> bool) -> f64 {
-        let first = stage.first_tree as usize;
-        let count = stage.tree_count as usize;
-        let mut sum = 0.0f64;
-        for node in &self.nodes[first..first + count] {
-            let left = goes_left(&node.feature);
-            // SAFETY: stump nodes hold leaves in both branches.
-            let leaf = unsafe {
-                if left {
-                    node.left.leaf
-                } else {
-                    node.right.leaf
-                }
-            };
-            sum += leaf as f64;
-        }
-        sum
-    }
-
-    /// Sum of a tree stage's leaves, given the branch test of each node
-    /// (called with the node's index within its tree).
-    #[inline(always)]
-    fn tree_sum(&self, stage: &Stage, mut goes_left: impl FnMut(usize, &F::Node) -> bool) -> f64 {
-        let first = stage.first_tree as usize;
-        let count = stage.tree_count as usize;
-        let mut sum = 0.0f64;
-        for tree in &self.cascade.trees[first..first + count] {
-            sum += self.tree_leaf(tree, &mut goes_left) as f64;
-        }
-        sum
-    }
-
-    /// The leaf a tree's walk ends in, given the branch test of each node.
-    #[inline(always)]
-    fn tree_leaf(&self, tree: &Tree, goes_left: &mut impl FnMut(usize, &F::Node) -> bool) -> f32 {
-        let root = tree.first_node as usize;
-        let mut idx = 0i32;
-        loop {
-            let node = &self.nodes[root + idx as usize];
-            let left = goes_left(idx as usize, &node.feature);
-            // SAFETY: tree nodes hold child references in both branches.
-            idx = unsafe {
-                if left {
-                    node.left.child
-                } else {
-                    node.right.child
-                }
-            };
-            if idx <= 0 {
-                break;
-            }
-        }
+    fn leaf(&self, tree: &Tree, idx: i32) -> f32 {
         self.cascade.leaves[tree.first_leaf as usize + idx.unsigned_abs() as usize]
     }
 
@@ -439,36 +432,75 @@ impl<'a, F: WeakFeature> BoostedLevel<'a, F> {
         let first = stage.first_tree as usize;
         let count = stage.tree_count as usize;
         let mut sum = [0f64; LANES];
-        if self.stumps {
+        // With BATCH_MAX_NODES == 1 only stump cascades are batched (see
+        // `new`): the constant test drops the tree path at compile time.
+        if F::BATCH_MAX_NODES == 1 || self.stumps {
             for node in &self.nodes[first..first + count] {
                 // SAFETY: guaranteed by the caller.
-                let left = unsafe {
-                    self.feature
-                        .goes_left_lanes::<STEP>(&node.feature, buf, p, norm)
-                };
-                // SAFETY: stump nodes hold leaves in both branches.
-                let (l_leaf, r_leaf) = unsafe { (node.left.leaf as f64, node.right.leaf as f64) };
+                let lanes = unsafe { self.feature.lanes::<STEP>(&node.feature, buf, p, norm) };
+                let (l_leaf, r_leaf) =
+                    (node.stump_leaf(true) as f64, node.stump_leaf(false) as f64);
                 for l in 0..LANES {
-                    sum[l] += if left[l] { l_leaf } else { r_leaf };
+                    sum[l] += if F::lane_goes_left(&node.feature, lanes[l]) {
+                        l_leaf
+                    } else {
+                        r_leaf
+                    };
                 }
             }
         } else {
             for tree in &self.cascade.trees[first..first + count] {
                 let root = tree.first_node as usize;
                 let n = tree.node_count as usize;
-                let mut left = [[false; LANES]; MAX_BATCH_NODES];
+                let mut lanes = [[F::Lane::default(); LANES]; MAX_BATCH_NODES];
                 for (k, node) in self.nodes[root..root + n].iter().enumerate() {
                     // SAFETY: guaranteed by the caller.
-                    left[k] = unsafe {
-                        self.feature
-                            .goes_left_lanes::<STEP>(&node.feature, buf, p, norm)
-                    };
+                    lanes[k] = unsafe { self.feature.lanes::<STEP>(&node.feature, buf, p, norm) };
                 }
-                for (l, s) in sum.iter_mut().enumerate() {
-                    *s += self.tree_leaf(tree, &mut |k, _| left[k][l]) as f64;
+                for l in 0..LANES {
+                    let mut idx = 0i32;
+                    loop {
+                        let node = &self.nodes[root + idx as usize];
+                        idx = node.child(F::lane_goes_left(&node.feature, lanes[idx as usize][l]));
+                        if idx <= 0 {
+                            break;
+                        }
+                    }
+                    sum[l] += self.leaf(tree, idx) as f64;
                 }
             }
         }
         sum
+    }
+}
+
+impl<N> CompiledNode<N> {
+    /// The leaf of a stump node on the given side.
+    #[inline(always)]
+    fn stump_leaf(&self, left: bool) -> f32 {
+        // SAFETY: every bit pattern is a valid f32 and a valid i32, so
+        // reading either field is defined; stump code (the only caller)
+        // runs only when every node was compiled with leaves.
+        unsafe {
+            if left {
+                self.left.leaf
+            } else {
+                self.right.leaf
+            }
+        }
+    }
+
+    /// The child reference of a tree node on the given side.
+    #[inline(always)]
+    fn child(&self, left: bool) -> i32 {
+        // SAFETY: as in `stump_leaf`; tree code (the only caller) runs only
+        // when every node was compiled with child references.
+        unsafe {
+            if left {
+                self.left.child
+            } else {
+                self.right.child
+            }
+        }
     }
 }

@@ -87,7 +87,7 @@ impl Haar {
     /// Normalised values of `node` for `LANES` windows.
     ///
     /// # Safety
-    /// As for [`WeakFeature::goes_left_lanes`].
+    /// As for [`WeakFeature::lanes`].
     #[inline(always)]
     unsafe fn values<const STEP: usize>(
         node: &HaarNode,
@@ -123,6 +123,7 @@ impl Haar {
 impl WeakFeature for Haar {
     type Node = HaarNode;
     type Norm = f32;
+    type Lane = f32;
 
     const BATCH_STAGES: usize = 2;
     const BATCH_MAX_NODES: usize = 4;
@@ -202,16 +203,20 @@ impl WeakFeature for Haar {
     }
 
     #[inline(always)]
-    unsafe fn goes_left_lanes<const STEP: usize>(
+    unsafe fn lanes<const STEP: usize>(
         &self,
         node: &HaarNode,
         buf: &[u32],
         p: usize,
         norm: &[f32; LANES],
-    ) -> [bool; LANES] {
+    ) -> [f32; LANES] {
         // SAFETY: guaranteed by the caller.
-        let v = unsafe { Self::values::<STEP>(node, buf, p, norm) };
-        std::array::from_fn(|l| v[l] < node.threshold)
+        unsafe { Self::values::<STEP>(node, buf, p, norm) }
+    }
+
+    #[inline(always)]
+    fn lane_goes_left(node: &HaarNode, value: f32) -> bool {
+        value < node.threshold
     }
 }
 

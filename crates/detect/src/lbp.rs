@@ -77,6 +77,7 @@ impl Lbp {
 impl WeakFeature for Lbp {
     type Node = LbpNode;
     type Norm = ();
+    type Lane = u32;
 
     const BATCH_STAGES: usize = 1;
     const BATCH_MAX_NODES: usize = 1;
@@ -130,19 +131,24 @@ impl WeakFeature for Lbp {
     }
 
     #[inline(always)]
-    unsafe fn goes_left_lanes<const STEP: usize>(
+    unsafe fn lanes<const STEP: usize>(
         &self,
         node: &LbpNode,
         buf: &[u32],
         p: usize,
         _norm: &[(); LANES],
-    ) -> [bool; LANES] {
+    ) -> [u32; LANES] {
         let mut codes = [0u32; LANES];
         for (l, code) in codes.iter_mut().enumerate() {
             // SAFETY: guaranteed by the caller.
             *code = unsafe { Self::code(node, buf, p + l * STEP) };
         }
-        std::array::from_fn(|l| Self::in_subset(node, codes[l]))
+        codes
+    }
+
+    #[inline(always)]
+    fn lane_goes_left(node: &LbpNode, code: u32) -> bool {
+        Self::in_subset(node, code)
     }
 }
 
