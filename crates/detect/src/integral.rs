@@ -128,22 +128,14 @@ pub fn tilted_integral(pixels: &[u8], width: usize, height: usize) -> Vec<u32> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use ocellus_testdata::noise_bytes;
 
-    fn pseudo_random(n: usize, seed: u32) -> Vec<u8> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (s >> 24) as u8
-            })
-            .collect()
-    }
+    use super::*;
 
     #[test]
     fn corners_and_rectangle_sums_match_brute_force() {
         let (w, h) = (7, 5);
-        let px = pseudo_random(w * h, 3);
+        let px = noise_bytes(3, w * h);
         let ii = Integral::new(&px, w, h, true);
         // Leading zero row and column.
         assert!(ii.sum[..ii.stride].iter().all(|&v| v == 0));
@@ -167,7 +159,7 @@ mod tests {
     #[test]
     fn tilted_integral_matches_its_definition() {
         for (w, h) in [(1, 1), (5, 3), (3, 8), (9, 9)] {
-            let px = pseudo_random(w * h, (w * 31 + h) as u32);
+            let px = noise_bytes((w * 31 + h) as u64, w * h);
             let t = tilted_integral(&px, w, h);
             for y in 0..=h {
                 for x in 0..=w {

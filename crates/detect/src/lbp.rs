@@ -1,27 +1,17 @@
-//! Evaluating an LBP cascade on one window of one pyramid level: each
-//! feature is an 8-bit code comparing the eight outer blocks of a 3 x 3 grid
-//! with the centre block, looked up in a 256-bit subset at each tree node.
-//! No variance normalisation.
+//! The LBP feature type of the generic cascade evaluation
+//! ([`crate::boost`]): each feature is an 8-bit code comparing the eight
+//! outer blocks of a 3 x 3 grid with the centre block (block sums from the
+//! upright integral table), and a node goes left when the code is in the
+//! node's 256-bit subset. There is no window test (no variance
+//! normalisation).
+//!
+//! Invariant: a compiled feature ([`LbpNode`]) reads only the 16 grid-corner
+//! offsets that [`Lbp::max_offset`] reports, so the bounds check of
+//! [`BoostedLevel::new`] covers every read made here.
 
-use crate::cascade::{Cascade, LBP_SUBSET_WORDS, LbpFeature};
+use crate::boost::{BoostedLevel, LANES, WeakFeature};
+use crate::cascade::{Cascade, LBP_SUBSET_WORDS, LbpFeature, Node};
 use crate::tables::{LevelTables, Table};
-
-/// A node with its feature inlined: the 16 grid-corner offsets (4 x 4
-/// points of the 3 x 3 block grid, row-major) and the subset words.
-#[derive(Clone, Copy)]
-struct CompiledNode {
-    ofs: [u32; 16],
-    subset: [u32; LBP_SUBSET_WORDS],
-    /// Stumps: leaf values below; trees: child references.
-    left: Branch,
-    right: Branch,
-}
-
-#[derive(Clone, Copy)]
-union Branch {
-    leaf: f32,
-    child: i32,
-}
 
 /// The 8-bit LBP code of a 3 x 3 block grid given the 16 corner values of
 /// the grid (row-major 4 x 4 points of an integral table): bit weights
@@ -45,222 +35,125 @@ pub fn lbp_code(c: &[i32; 16]) -> u32 {
         | ((block(4, 5, 8, 9) >= centre) as u32)
 }
 
-/// An LBP cascade bound to one level's tables.
-pub(crate) struct LbpLevel<'a> {
-    cascade: &'a Cascade,
-    tables: &'a LevelTables,
-    nodes: Vec<CompiledNode>,
-    stumps: bool,
+/// The LBP evaluator (no per-level state).
+pub(crate) struct Lbp;
+
+/// An LBP feature compiled for one level: the 16 grid-corner offsets (4 x 4
+/// points of the 3 x 3 block grid, row-major) and the node's subset words.
+#[derive(Clone, Copy)]
+pub(crate) struct LbpNode {
+    ofs: [u32; 16],
+    subset: [u32; LBP_SUBSET_WORDS],
 }
 
-impl<'a> LbpLevel<'a> {
-    /// Binds `cascade` to `tables` (see `HaarLevel::new`).
-    pub fn new(cascade: &'a Cascade, tables: &'a LevelTables, max_origin: usize) -> Option<Self> {
-        let stumps = cascade.is_stump_based();
-        let mut nodes = Vec::with_capacity(cascade.nodes.len());
-        for (i, node) in cascade.nodes.iter().enumerate() {
-            let feature = cascade.lbp.get(node.feature as usize)?;
-            let mut subset = [0u32; LBP_SUBSET_WORDS];
-            subset.copy_from_slice(
-                cascade
-                    .subsets
-                    .get(i * LBP_SUBSET_WORDS..(i + 1) * LBP_SUBSET_WORDS)?,
-            );
-            let (left, right) = if stumps {
-                let first = cascade.trees[i].first_leaf as usize;
-                (
-                    Branch {
-                        leaf: cascade.leaves[first],
-                    },
-                    Branch {
-                        leaf: cascade.leaves[first + 1],
-                    },
-                )
-            } else {
-                (Branch { child: node.left }, Branch { child: node.right })
-            };
-            nodes.push(CompiledNode {
-                ofs: grid_offsets(feature, tables),
-                subset,
-                left,
-                right,
-            });
-        }
-        let max_ofs = nodes
-            .iter()
-            .flat_map(|n| n.ofs.iter())
-            .copied()
-            .max()
-            .unwrap_or(0) as usize;
-        if max_origin + max_ofs >= tables.buf.len() {
-            return None;
-        }
-        Some(LbpLevel {
-            cascade,
-            tables,
-            nodes,
-            stumps,
-        })
-    }
+/// Binds an LBP `cascade` to `tables` (see [`BoostedLevel::new`]).
+pub(crate) fn level<'a>(
+    cascade: &'a Cascade,
+    tables: &'a LevelTables,
+    max_origin: usize,
+) -> Option<BoostedLevel<'a, Lbp>> {
+    BoostedLevel::new(cascade, tables, max_origin, Lbp)
+}
 
+impl Lbp {
+    /// The code of `node`'s feature at window `p`.
+    ///
+    /// # Safety
+    /// As for [`WeakFeature::goes_left`].
     #[inline(always)]
-    fn code(node: &CompiledNode, buf: &[u32], p: usize) -> u32 {
-        // SAFETY: `new` checked every offset against the largest origin.
+    unsafe fn code(node: &LbpNode, buf: &[u32], p: usize) -> u32 {
+        // The window's corner as a pointer, so that each of the 16 reads is
+        // one addressing mode (the offset), not an add and a read.
+        // SAFETY: p and every p + offset are in bounds (the caller's
+        // guarantee).
+        let window = unsafe { buf.as_ptr().add(p) };
+        // SAFETY: as above.
         let c: [i32; 16] =
-            std::array::from_fn(|k| unsafe { *buf.get_unchecked(p + node.ofs[k] as usize) as i32 });
+            std::array::from_fn(|k| unsafe { *window.add(node.ofs[k] as usize) as i32 });
         lbp_code(&c)
     }
 
     #[inline(always)]
-    fn in_subset(node: &CompiledNode, code: u32) -> bool {
+    fn in_subset(node: &LbpNode, code: u32) -> bool {
         node.subset[(code >> 5) as usize] & (1 << (code & 31)) != 0
     }
+}
 
-    /// Appends to `found` the x of every detection in the row of windows
-    /// whose first origin is `base` (see `HaarLevel::scan_row`).
-    pub fn scan_row(&self, base: usize, last_x: usize, step: usize, found: &mut Vec<usize>) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            unsafe { self.scan_row_avx2(base, last_x, step, found) };
-            return;
-        }
-        self.scan_row_any(base, last_x, step, found);
-    }
+impl WeakFeature for Lbp {
+    type Node = LbpNode;
+    type Norm = ();
+    type Lane = u32;
 
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn scan_row_avx2(
+    const BATCH_STAGES: usize = 1;
+    const BATCH_MAX_NODES: usize = 1;
+
+    fn compile(
         &self,
-        base: usize,
-        last_x: usize,
-        step: usize,
-        found: &mut Vec<usize>,
-    ) {
-        self.scan_row_any(base, last_x, step, found);
+        cascade: &Cascade,
+        index: usize,
+        node: &Node,
+        tables: &LevelTables,
+    ) -> Option<LbpNode> {
+        let feature = cascade.lbp.get(node.feature as usize)?;
+        let mut subset = [0u32; LBP_SUBSET_WORDS];
+        subset.copy_from_slice(
+            cascade
+                .subsets
+                .get(index * LBP_SUBSET_WORDS..(index + 1) * LBP_SUBSET_WORDS)?,
+        );
+        Some(LbpNode {
+            ofs: grid_offsets(feature, tables),
+            subset,
+        })
+    }
+
+    fn max_offset(node: &LbpNode) -> u32 {
+        node.ofs.iter().copied().max().unwrap_or(0)
+    }
+
+    fn window_max_offset(&self) -> u32 {
+        0
     }
 
     #[inline(always)]
-    fn scan_row_any(&self, base: usize, last_x: usize, step: usize, found: &mut Vec<usize>) {
-        if step == 1 {
-            self.scan_row_step::<1>(base, last_x, found);
-        } else {
-            self.scan_row_step::<2>(base, last_x, found);
-        }
+    unsafe fn window(&self, _buf: &[u32], _p: usize) -> Option<()> {
+        Some(())
     }
 
-    /// Row loop with stage 0 computed for `LANES` positions at once (see
-    /// `HaarLevel::scan_row_step`).
     #[inline(always)]
-    fn scan_row_step<const STEP: usize>(&self, base: usize, last_x: usize, found: &mut Vec<usize>) {
-        let buf = self.tables.buf.as_slice();
-        let batch = self.stumps && !self.cascade.stages.is_empty();
-        let mut x = 0usize;
-        let mut block_start = 0usize;
-        let mut block: Option<[bool; LANES]> = None;
-        while x <= last_x {
-            let in_block = block.is_some() && x < block_start + LANES * STEP;
-            let result = if in_block || (batch && x + (LANES - 1) * STEP <= last_x) {
-                if !in_block {
-                    block = Some(self.stage0_block::<STEP>(buf, base + x));
-                    block_start = x;
-                }
-                let passed = block.as_ref().expect("block computed above");
-                if passed[(x - block_start) / STEP] {
-                    self.stages_from(1, buf, base + x)
-                } else {
-                    0
-                }
-            } else {
-                self.stages_from(0, buf, base + x)
-            };
-            if result > 0 {
-                found.push(x);
-            } else if result == 0 {
-                // Rejected by the first stage: skip a position.
-                x += STEP;
-            }
-            x += STEP;
-        }
+    unsafe fn window_lanes<const STEP: usize>(
+        &self,
+        _buf: &[u32],
+        _p: usize,
+    ) -> ([(); LANES], [bool; LANES]) {
+        ([(); LANES], [true; LANES])
     }
 
-    /// Stage 0 (stump cascades) for `LANES` windows at `p`, `p + STEP`, ...:
-    /// whether each passed.
     #[inline(always)]
-    fn stage0_block<const STEP: usize>(&self, buf: &[u32], p: usize) -> [bool; LANES] {
-        let stage = &self.cascade.stages[0];
-        let first = stage.first_tree as usize;
-        let count = stage.tree_count as usize;
-        let mut sum = [0f64; LANES];
-        for node in &self.nodes[first..first + count] {
-            let mut codes = [0u32; LANES];
-            for (l, code) in codes.iter_mut().enumerate() {
-                *code = Self::code(node, buf, p + l * STEP);
-            }
-            // SAFETY: stump nodes hold leaves in both branches.
-            let (left, right) = unsafe { (node.left.leaf as f64, node.right.leaf as f64) };
-            for l in 0..LANES {
-                sum[l] += if Self::in_subset(node, codes[l]) {
-                    left
-                } else {
-                    right
-                };
-            }
-        }
-        let threshold = stage.threshold as f64;
-        std::array::from_fn(|l| sum[l] >= threshold)
+    unsafe fn goes_left(&self, node: &LbpNode, buf: &[u32], p: usize, _norm: ()) -> bool {
+        // SAFETY: guaranteed by the caller.
+        Self::in_subset(node, unsafe { Self::code(node, buf, p) })
     }
 
-    /// Runs stages `from..` on the window at `p`: 1 for a detection, 0 for a
-    /// rejection by stage 0, a negative value for a later rejection.
     #[inline(always)]
-    fn stages_from(&self, from: usize, buf: &[u32], p: usize) -> i32 {
-        let trees = &self.cascade.trees;
-        let leaves = &self.cascade.leaves;
-        for (si, stage) in self.cascade.stages.iter().enumerate().skip(from) {
-            let first = stage.first_tree as usize;
-            let count = stage.tree_count as usize;
-            let mut sum = 0.0f64;
-            if self.stumps {
-                for node in &self.nodes[first..first + count] {
-                    let code = Self::code(node, buf, p);
-                    // SAFETY: stump nodes hold leaves in both branches.
-                    let leaf = unsafe {
-                        if Self::in_subset(node, code) {
-                            node.left.leaf
-                        } else {
-                            node.right.leaf
-                        }
-                    };
-                    sum += leaf as f64;
-                }
-            } else {
-                for tree in &trees[first..first + count] {
-                    let root = tree.first_node as usize;
-                    let mut idx = 0i32;
-                    loop {
-                        let node = &self.nodes[root + idx as usize];
-                        let code = Self::code(node, buf, p);
-                        // SAFETY: tree nodes hold child references.
-                        idx = unsafe {
-                            if Self::in_subset(node, code) {
-                                node.left.child
-                            } else {
-                                node.right.child
-                            }
-                        };
-                        if idx <= 0 {
-                            break;
-                        }
-                    }
-                    sum += leaves[tree.first_leaf as usize + idx.unsigned_abs() as usize] as f64;
-                }
-            }
-            if sum < stage.threshold as f64 {
-                return -(si as i32);
-            }
+    unsafe fn lanes<const STEP: usize>(
+        &self,
+        node: &LbpNode,
+        buf: &[u32],
+        p: usize,
+        _norm: &[(); LANES],
+    ) -> [u32; LANES] {
+        let mut codes = [0u32; LANES];
+        for (l, code) in codes.iter_mut().enumerate() {
+            // SAFETY: guaranteed by the caller.
+            *code = unsafe { Self::code(node, buf, p + l * STEP) };
         }
-        1
+        codes
+    }
+
+    #[inline(always)]
+    fn lane_goes_left(node: &LbpNode, code: u32) -> bool {
+        Self::in_subset(node, code)
     }
 }
 
@@ -271,6 +164,3 @@ fn grid_offsets(f: &LbpFeature, tables: &LevelTables) -> [u32; 16] {
         tables.upright(Table::Sum, f.x + gx * f.width, f.y + gy * f.height, 0, 0)[0]
     })
 }
-
-/// Windows evaluated together in the vectorised first stage.
-const LANES: usize = 8;

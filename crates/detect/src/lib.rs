@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+mod boost;
 mod cascade;
 pub mod draw;
 pub mod group;

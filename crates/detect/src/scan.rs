@@ -6,11 +6,11 @@
 use rayon::prelude::*;
 
 use crate::Rect;
+use crate::boost::{BoostedLevel, WeakFeature};
 use crate::cascade::{Cascade, FeatureKind};
-use crate::haar::HaarLevel;
-use crate::lbp::LbpLevel;
 use crate::pyramid::{Level, resize_linear_exact, round_f32};
 use crate::tables::LevelTables;
+use crate::{haar, lbp};
 
 /// Raw detections of all `levels` of a grey image (`width` x `height`,
 /// packed rows), before grouping.
@@ -53,46 +53,65 @@ fn scan_level(
     // Window origins: x in 0..=lw - W, y in 0..=lh - H, in steps.
     let step = if level.factor >= 2.0 { 1 } else { 2 };
     let last_x = lw - win_w;
-    let rows = (lh - win_h) / step + 1;
     let max_origin = (lh - win_h) * tables.stride + last_x;
-    let factor = level.factor;
-    let window = Rect {
-        x: 0,
-        y: 0,
-        width: round_f32(cascade.width as f32 * factor),
-        height: round_f32(cascade.height as f32 * factor),
+    let rows = Rows {
+        count: (lh - win_h) / step + 1,
+        step,
+        stride: tables.stride,
+        last_x,
+        factor: level.factor,
+        window: Rect {
+            x: 0,
+            y: 0,
+            width: round_f32(cascade.width as f32 * level.factor),
+            height: round_f32(cascade.height as f32 * level.factor),
+        },
     };
-    let candidate = |x: usize, y: usize| Rect {
-        x: round_f32(x as f32 * factor),
-        y: round_f32(y as f32 * factor),
-        ..window
-    };
-    let stride = tables.stride;
-
-    macro_rules! scan_rows {
-        ($classifier:expr) => {{
-            let c = $classifier;
-            (0..rows)
-                .into_par_iter()
-                .map(|row| {
-                    let y = row * step;
-                    let mut xs = Vec::new();
-                    c.scan_row(y * stride, last_x, step, &mut xs);
-                    xs.into_iter().map(|x| candidate(x, y)).collect::<Vec<_>>()
-                })
-                .collect::<Vec<_>>()
-                .concat()
-        }};
-    }
-
     match cascade.kind {
-        FeatureKind::Haar => match HaarLevel::new(cascade, &tables, max_origin) {
-            Some(c) => scan_rows!(&c),
-            None => Vec::new(),
-        },
-        FeatureKind::Lbp => match LbpLevel::new(cascade, &tables, max_origin) {
-            Some(c) => scan_rows!(&c),
-            None => Vec::new(),
-        },
+        FeatureKind::Haar => {
+            haar::level(cascade, &tables, max_origin).map_or_else(Vec::new, |c| rows.scan(&c))
+        }
+        FeatureKind::Lbp => {
+            lbp::level(cascade, &tables, max_origin).map_or_else(Vec::new, |c| rows.scan(&c))
+        }
+    }
+}
+
+/// The window rows of one level.
+struct Rows {
+    /// Number of rows.
+    count: usize,
+    /// Distance between rows and between windows of a row.
+    step: usize,
+    /// Row length of the level's tables.
+    stride: usize,
+    /// x of the last window of a row.
+    last_x: usize,
+    /// The level's scale factor.
+    factor: f32,
+    /// A window's size in original-image pixels (at x = y = 0).
+    window: Rect,
+}
+
+impl Rows {
+    /// Classifies every row in parallel; the detections in original-image
+    /// coordinates, by row, then column.
+    fn scan<F: WeakFeature>(&self, c: &BoostedLevel<'_, F>) -> Vec<Rect> {
+        (0..self.count)
+            .into_par_iter()
+            .map(|row| {
+                let y = row * self.step;
+                let mut xs = Vec::new();
+                c.scan_row(y * self.stride, self.last_x, self.step, &mut xs);
+                xs.into_iter()
+                    .map(|x| Rect {
+                        x: round_f32(x as f32 * self.factor),
+                        y: round_f32(y as f32 * self.factor),
+                        ..self.window
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+            .concat()
     }
 }

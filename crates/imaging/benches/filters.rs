@@ -9,14 +9,11 @@ const SIZES: [(u32, u32); 3] = [(640, 480), (1920, 1080), (4000, 3000)];
 
 /// Smooth gradients plus noise: realistic enough for data-dependent filters (median).
 fn test_image(w: u32, h: u32) -> Image {
-    let mut state = 0x9e37_79b9_u32;
+    let mut noise = ocellus_testdata::Noise::new(1);
     let mut data = Vec::with_capacity(w as usize * h as usize * 3);
     for y in 0..h {
         for x in 0..w {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            let n = state >> 28;
+            let n = noise.below(16) as u32;
             data.push(((x * 255 / w) + n).min(255) as u8);
             data.push(((y * 255 / h) + n).min(255) as u8);
             data.push((((x + y) * 127 / (w + h)) + n) as u8);

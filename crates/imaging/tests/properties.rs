@@ -17,15 +17,7 @@ fn layout() -> impl Strategy<Value = PixelLayout> {
 
 prop_compose! {
     fn image(max_side: u32)(w in 1..=max_side, h in 1..=max_side, layout in layout(), seed in any::<u64>()) -> Image {
-        let mut state = seed | 1;
-        let data = (0..w as usize * h as usize * layout.channels())
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 56) as u8
-            })
-            .collect();
+        let data = ocellus_testdata::noise_bytes(seed, w as usize * h as usize * layout.channels());
         Image::from_vec(w, h, layout, data).unwrap()
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ocellus_store::{NewFace, Store};
+use ocellus_testdata::Noise;
 
 /// Side of the square face crops, in pixels.
 const SIDE: u32 = 100;
@@ -22,13 +23,10 @@ const TRAINING_FACES: u64 = 500;
 /// A 100x100 greyscale PNG with face-like entropy (a smooth gradient plus
 /// pseudo-random noise), different for every seed.
 fn face(seed: u64) -> NewFace {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut noise = Noise::new(seed);
     let pixels = image::GrayImage::from_fn(SIDE, SIDE, |x, y| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
         let smooth = (x + y) * 255 / (2 * SIDE);
-        image::Luma([(smooth + (state % 24) as u32).min(255) as u8])
+        image::Luma([(smooth + noise.below(24) as u32).min(255) as u8])
     });
     let mut png = Vec::new();
     pixels

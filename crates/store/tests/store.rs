@@ -11,14 +11,18 @@ use ocellus_store::{
     AddOutcome, DATABASE_FILE_NAME, NameProblem, NewFace, PersonSummary, SCHEMA_VERSION, Store,
     StoreError,
 };
+use ocellus_testdata::noise_bytes;
 
-/// A real PNG crop whose pixels and source hash are determined by `seed`.
+/// A real PNG crop whose pixels (noise) and source hash are determined by
+/// `seed`.
 fn face(seed: u64) -> NewFace {
     let (width, height) = (24 + (seed % 7) as u32, 30);
-    let pixels = image::GrayImage::from_fn(width, height, |x, y| {
-        let value = (seed.wrapping_mul(31) + u64::from(x) * 7 + u64::from(y) * 13) % 251;
-        image::Luma([value as u8])
-    });
+    let pixels = image::GrayImage::from_raw(
+        width,
+        height,
+        noise_bytes(seed, width as usize * height as usize),
+    )
+    .expect("buffer of width x height bytes");
     let mut png = Vec::new();
     pixels
         .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)

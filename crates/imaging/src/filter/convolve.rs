@@ -603,15 +603,7 @@ mod tests {
     }
 
     fn noise(w: u32, h: u32, layout: PixelLayout) -> Image {
-        let mut state = 0x2545_f491_u32;
-        let data = (0..w as usize * h as usize * layout.channels())
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                (state >> 24) as u8
-            })
-            .collect();
+        let data = ocellus_testdata::noise_bytes(1, w as usize * h as usize * layout.channels());
         Image::from_vec(w, h, layout, data).unwrap()
     }
 
