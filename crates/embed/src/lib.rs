@@ -45,10 +45,16 @@ pub use shape::ShapePredictor;
 
 /// Both dlib models, loaded once and shared read-only by every worker
 /// (`Send + Sync`).
-#[derive(Debug)]
 pub struct FaceModels {
     shape: ShapePredictor,
     net: FaceNet,
+}
+
+impl std::fmt::Debug for FaceModels {
+    // Not the weights: 5.6 M numbers.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaceModels").finish_non_exhaustive()
+    }
 }
 
 impl FaceModels {

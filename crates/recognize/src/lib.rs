@@ -1,4 +1,5 @@
-//! Ocellus face recognizers: Eigenfaces, Fisherfaces and LBPH.
+//! Ocellus face recognizers: Eigenfaces, Fisherfaces, LBPH, and `resnet`
+//! (dlib's 128-d face embedding, [`resnet`]).
 //!
 //! The three algorithms reproduce what OpenCV 4's `face` module computes
 //! (`EigenFaceRecognizer`, `FisherFaceRecognizer`, `LBPHFaceRecognizer`), as
@@ -33,6 +34,7 @@ pub mod eval;
 pub mod lbph;
 pub mod model_file;
 pub mod prepare;
+pub mod resnet;
 mod samples;
 mod subspace;
 
@@ -48,6 +50,7 @@ pub use fisher::FisherFaces;
 pub use lbph::{Lbph, LbphParams};
 pub use model_file::{ModelFileError, model_from_bytes};
 pub use prepare::{FaceRect, PrepareError, prepare_face};
+pub use resnet::{DescriptorIndex, Resnet};
 
 /// The identifier of a person in a trained model (OpenCV uses `int` labels).
 pub type Label = i32;
@@ -61,6 +64,9 @@ pub enum Algorithm {
     Fisher,
     /// Local binary pattern histograms, chi-square nearest neighbour.
     Lbph,
+    /// dlib's 128-d ResNet descriptor of the aligned face, Euclidean
+    /// nearest neighbour ([`resnet`]).
+    Resnet,
 }
 
 impl Algorithm {
@@ -70,6 +76,7 @@ impl Algorithm {
             Algorithm::Eigen => "eigen",
             Algorithm::Fisher => "fisher",
             Algorithm::Lbph => "lbph",
+            Algorithm::Resnet => "resnet",
         }
     }
 
@@ -79,6 +86,7 @@ impl Algorithm {
             "eigen" => Some(Algorithm::Eigen),
             "fisher" => Some(Algorithm::Fisher),
             "lbph" => Some(Algorithm::Lbph),
+            "resnet" => Some(Algorithm::Resnet),
             _ => None,
         }
     }
@@ -179,6 +187,18 @@ pub enum RecognizeError {
     /// `update` is only possible for LBPH (as in OpenCV).
     #[error("{0} models cannot be updated; train them again with all images")]
     UpdateUnsupported(Algorithm),
+    /// `resnet` works on aligned face chips (150x150 RGB), not on this.
+    #[error("face {index} is not an aligned 150x150 RGB face chip")]
+    NotChip {
+        /// Index of the offending image (0 for a prediction query).
+        index: usize,
+    },
+    /// `resnet` needs the dlib model files, loaded by the caller.
+    #[error("resnet needs the dlib model files (see Resnet::new)")]
+    NeedsModels,
+    /// The algorithm has no model file of its own.
+    #[error("{0} models are not saved as model files")]
+    NoModelFile(Algorithm),
     /// A numerical step failed (for example the eigen-solver did not converge).
     #[error("numerical failure: {0}")]
     Numerical(String),
@@ -235,11 +255,13 @@ pub trait Recognizer: Send + Sync {
 }
 
 /// Creates an untrained recognizer of the given algorithm with its default
-/// parameters and calibrated default threshold.
-pub fn new_recognizer(algorithm: Algorithm) -> Box<dyn Recognizer> {
-    match algorithm {
+/// parameters and calibrated default threshold. `resnet` needs the model
+/// files: make it with [`Resnet::new`] ([`RecognizeError::NeedsModels`]).
+pub fn new_recognizer(algorithm: Algorithm) -> Result<Box<dyn Recognizer>, RecognizeError> {
+    Ok(match algorithm {
         Algorithm::Eigen => Box::new(EigenFaces::new(0)),
         Algorithm::Fisher => Box::new(FisherFaces::new(0)),
         Algorithm::Lbph => Box::new(Lbph::new(LbphParams::default())),
-    }
+        Algorithm::Resnet => return Err(RecognizeError::NeedsModels),
+    })
 }

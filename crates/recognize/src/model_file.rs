@@ -102,6 +102,9 @@ fn algorithm_code(algorithm: Algorithm) -> u8 {
         Algorithm::Eigen => 1,
         Algorithm::Fisher => 2,
         Algorithm::Lbph => 3,
+        // Never written: resnet has no model file (its descriptors are in
+        // the store); the code is reserved.
+        Algorithm::Resnet => 4,
     }
 }
 
@@ -565,6 +568,7 @@ pub fn model_from_bytes(bytes: &[u8]) -> Result<Box<dyn Recognizer>, ModelFileEr
             Box::new(FisherFaces::from_parts(req, common, m))
         }
         Algorithm::Lbph => Box::new(read_lbph(&mut r)?),
+        Algorithm::Resnet => return Err(ModelFileError::UnknownAlgorithm(4)),
     };
     expect_end(&r)?;
     Ok(model)

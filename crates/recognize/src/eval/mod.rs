@@ -58,6 +58,12 @@ pub enum Protocol<'a> {
         /// Number of folds, at least 1.
         k: u32,
     },
+    /// Each face in turn is tested against a model of all the others
+    /// (one "fold" per face, numbered from 1 in data order).
+    LeaveOneOut {
+        /// Every face, in training order.
+        data: &'a [LabelledFace],
+    },
 }
 
 /// Why an evaluation failed.
@@ -216,44 +222,61 @@ pub fn evaluate(
             ev.model = Some(run.model);
         }
         Protocol::Folds { data, k } => {
-            if k == 0 {
-                return Err(EvalError::NoFolds);
-            }
-            let position = positions_within_person(data);
-            for fold in 1..=k {
-                let in_test = |i: usize| position[i] % k + 1 == fold;
-                let train: Vec<&LabelledFace> = (0..data.len())
-                    .filter(|&i| !in_test(i))
-                    .map(|i| &data[i])
-                    .collect();
-                let test: Vec<(usize, &LabelledFace)> = (0..data.len())
-                    .filter(|&i| in_test(i))
-                    .map(|i| (i, &data[i]))
-                    .collect();
-                if test.is_empty() {
-                    continue;
-                }
-                let run = train_and_predict(make(), &train, &test, Some(fold), &mut ev.timings)?;
-                let names = &run.model.names;
-                let correct = run
-                    .outcomes
-                    .iter()
-                    .filter(|o| o.correct(names.contains(&o.truth)))
-                    .count();
-                ev.fold_accuracy
-                    .push(correct as f64 / run.outcomes.len() as f64);
-                ev.train_count += train.len();
-                for n in names {
-                    if !ev.known_people.contains(n) {
-                        ev.known_people.push(n.clone());
-                    }
-                }
-                ev.outcomes.extend(run.outcomes);
-                ev.model = Some(run.model);
-            }
+            run_folds(&mut ev, data, k, &positions_within_person(data), &mut make)?
+        }
+        Protocol::LeaveOneOut { data } => {
+            let k = u32::try_from(data.len()).map_err(|_| EvalError::NoFolds)?;
+            let position: Vec<u32> = (0..k).collect();
+            run_folds(&mut ev, data, k, &position, &mut make)?
         }
     }
     Ok(ev)
+}
+
+/// Folds 1..=k: face i is tested in fold `position[i] % k + 1`, trained on
+/// in the others.
+fn run_folds(
+    ev: &mut Evaluation,
+    data: &[LabelledFace],
+    k: u32,
+    position: &[u32],
+    make: &mut impl FnMut() -> Box<dyn Recognizer>,
+) -> Result<(), EvalError> {
+    if k == 0 {
+        return Err(EvalError::NoFolds);
+    }
+    for fold in 1..=k {
+        let in_test = |i: usize| position[i] % k + 1 == fold;
+        let train: Vec<&LabelledFace> = (0..data.len())
+            .filter(|&i| !in_test(i))
+            .map(|i| &data[i])
+            .collect();
+        let test: Vec<(usize, &LabelledFace)> = (0..data.len())
+            .filter(|&i| in_test(i))
+            .map(|i| (i, &data[i]))
+            .collect();
+        if test.is_empty() {
+            continue;
+        }
+        let run = train_and_predict(make(), &train, &test, Some(fold), &mut ev.timings)?;
+        let names = &run.model.names;
+        let correct = run
+            .outcomes
+            .iter()
+            .filter(|o| o.correct(names.contains(&o.truth)))
+            .count();
+        ev.fold_accuracy
+            .push(correct as f64 / run.outcomes.len() as f64);
+        ev.train_count += train.len();
+        for n in names {
+            if !ev.known_people.contains(n) {
+                ev.known_people.push(n.clone());
+            }
+        }
+        ev.outcomes.extend(run.outcomes);
+        ev.model = Some(run.model);
+    }
+    Ok(())
 }
 
 /// Index of each face within its person, in the order given.
