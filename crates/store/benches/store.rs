@@ -39,6 +39,7 @@ fn face(seed: u64) -> NewFace {
         png,
         width: SIDE,
         height: SIDE,
+        embedding: None,
     }
 }
 

@@ -1,4 +1,5 @@
-//! Face crops: adding an enrollment and reading the training set.
+//! Face crops: adding an enrollment and reading the training set, with each
+//! face's embedding (the `resnet` chip and descriptor) when it has one.
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -14,7 +15,7 @@ pub type FaceId = i64;
 const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
 
 /// A face crop to enroll.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewFace {
     /// Hash (for example SHA-256) of the source image the face was cut from:
     /// the same source is stored at most once per person.
@@ -25,6 +26,31 @@ pub struct NewFace {
     pub width: u32,
     /// Height of the crop in pixels.
     pub height: u32,
+    /// The face's embedding, if it was computed before storing.
+    pub embedding: Option<Embedding>,
+}
+
+/// Length of a stored descriptor.
+pub const DESCRIPTOR_LEN: usize = 128;
+
+/// A face's `resnet` data: its aligned chip and its descriptor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedding {
+    /// The aligned 150x150 RGB chip, PNG-encoded.
+    pub chip_png: Vec<u8>,
+    /// The 128-d descriptor.
+    pub descriptor: [f32; DESCRIPTOR_LEN],
+}
+
+/// A stored face's descriptor, for the `resnet` index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDescriptor {
+    /// The face's id.
+    pub id: FaceId,
+    /// Whose face it is.
+    pub person: PersonId,
+    /// The descriptor.
+    pub descriptor: [f32; DESCRIPTOR_LEN],
 }
 
 /// What [`Store::add_faces`] did with one face.
@@ -119,17 +145,100 @@ impl Store {
         let mut statement = self.connection.prepare_cached(
             "SELECT id, person_id, png, width, height FROM faces WHERE id > ?1 ORDER BY id",
         )?;
-        let rows = statement.query_map([after], |row| {
-            Ok(StoredFace {
-                id: row.get(0)?,
-                person: row.get(1)?,
-                png: row.get(2)?,
-                width: row.get(3)?,
-                height: row.get(4)?,
-            })
-        })?;
+        let rows = statement.query_map([after], stored_face)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
+    /// The descriptor of every face that has one, in id order.
+    pub fn descriptors(&self) -> Result<Vec<StoredDescriptor>, StoreError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT id, person_id, descriptor FROM faces
+             WHERE descriptor IS NOT NULL ORDER BY id",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok((
+                row.get::<_, FaceId>(0)?,
+                row.get::<_, PersonId>(1)?,
+                row.get::<_, Vec<u8>>(2)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (id, person, bytes) = row?;
+            Ok(StoredDescriptor {
+                id,
+                person,
+                descriptor: descriptor_from_bytes(id, &bytes)?,
+            })
+        })
+        .collect()
+    }
+
+    /// The faces that have no descriptor yet, in id order.
+    pub fn faces_without_descriptor(&self) -> Result<Vec<StoredFace>, StoreError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT id, person_id, png, width, height FROM faces
+             WHERE descriptor IS NULL ORDER BY id",
+        )?;
+        let rows = statement.query_map([], stored_face)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records the embedding of a stored face, computed after it was
+    /// stored (the face set, and so the generation, does not change).
+    /// Returns whether the face still exists.
+    pub fn set_embedding(&mut self, id: FaceId, embedding: &Embedding) -> Result<bool, StoreError> {
+        let changed = self
+            .connection
+            .prepare_cached("UPDATE faces SET chip = ?2, descriptor = ?3 WHERE id = ?1")?
+            .execute((
+                id,
+                &embedding.chip_png[..],
+                descriptor_bytes(&embedding.descriptor),
+            ))?;
+        Ok(changed == 1)
+    }
+
+    /// The aligned chip (PNG) of a face, if it has one.
+    pub fn chip(&self, id: FaceId) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT chip FROM faces WHERE id = ?1")?;
+        let mut rows = statement.query([id])?;
+        match rows.next()? {
+            Some(row) => Ok(row.get(0)?),
+            None => Ok(None),
+        }
+    }
+}
+
+fn stored_face(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredFace> {
+    Ok(StoredFace {
+        id: row.get(0)?,
+        person: row.get(1)?,
+        png: row.get(2)?,
+        width: row.get(3)?,
+        height: row.get(4)?,
+    })
+}
+
+/// A descriptor as stored: 128 little-endian f32.
+fn descriptor_bytes(d: &[f32; DESCRIPTOR_LEN]) -> Vec<u8> {
+    d.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn descriptor_from_bytes(id: FaceId, bytes: &[u8]) -> Result<[f32; DESCRIPTOR_LEN], StoreError> {
+    if bytes.len() != DESCRIPTOR_LEN * 4 {
+        return Err(StoreError::Corrupt(format!(
+            "face {id} has a descriptor of {} bytes, not {}",
+            bytes.len(),
+            DESCRIPTOR_LEN * 4
+        )));
+    }
+    let mut d = [0f32; DESCRIPTOR_LEN];
+    for (x, b) in d.iter_mut().zip(bytes.chunks_exact(4)) {
+        *x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    }
+    Ok(d)
 }
 
 /// Rejects a face that cannot be a usable crop.
@@ -153,8 +262,9 @@ fn insert_face(
 ) -> Result<AddOutcome, StoreError> {
     let inserted = connection
         .prepare_cached(
-            "INSERT INTO faces (person_id, source_hash, png, width, height, added)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO faces
+                 (person_id, source_hash, png, width, height, added, chip, descriptor)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (person_id, source_hash) DO NOTHING",
         )?
         .execute((
@@ -164,6 +274,10 @@ fn insert_face(
             face.width,
             face.height,
             now,
+            face.embedding.as_ref().map(|e| &e.chip_png[..]),
+            face.embedding
+                .as_ref()
+                .map(|e| descriptor_bytes(&e.descriptor)),
         ))?;
     if inserted == 1 {
         return Ok(AddOutcome::Added(connection.last_insert_rowid()));

@@ -7,6 +7,8 @@
 //!   a recognizer label) and a name, which is data only (never a path);
 //! - **faces**: the PNG crop of each enrolled face with the hash of the image
 //!   it came from; the same source image is never stored twice for one person;
+//!   with, once computed, its `resnet` embedding (aligned chip and 128-d
+//!   descriptor);
 //! - **snapshots**: the latest serialised model of each algorithm, tagged with
 //!   the *generation* of the face set it was trained on, so that a restarted
 //!   node can reuse a snapshot unless the faces have changed since.
@@ -27,7 +29,9 @@ mod snapshots;
 mod store;
 
 pub use error::{NameProblem, StoreError};
-pub use faces::{AddOutcome, FaceId, NewFace, StoredFace};
+pub use faces::{
+    AddOutcome, DESCRIPTOR_LEN, Embedding, FaceId, NewFace, StoredDescriptor, StoredFace,
+};
 pub use name::{MAX_NAME_CHARS, validate_name};
 pub use people::{PersonId, PersonSummary};
 pub use schema::{DATABASE_FILE_NAME, SCHEMA_VERSION};

@@ -152,6 +152,7 @@ mod tests {
             png,
             width: 1,
             height: 1,
+            embedding: None,
         }
     }
 

@@ -59,6 +59,13 @@ const MIGRATIONS: &[&str] = &[
          value INTEGER NOT NULL
      ) STRICT;
      INSERT INTO meta (key, value) VALUES ('generation', 0);",
+    // Version 2: the `resnet` recognizer's data of each face: its aligned
+    // 150x150 RGB chip (PNG) and its 128-d descriptor (128 little-endian
+    // f32, 512 bytes). NULL for faces stored before, or by a node without
+    // the model files, until the recognition role computes them.
+    "ALTER TABLE faces ADD COLUMN chip BLOB;
+     ALTER TABLE faces ADD COLUMN descriptor BLOB
+         CHECK (descriptor IS NULL OR length(descriptor) = 512);",
 ];
 
 /// Turns an SQLite error met while first reading a file into a clear

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use ocellus_store::{
-    AddOutcome, DATABASE_FILE_NAME, NameProblem, NewFace, PersonSummary, SCHEMA_VERSION, Store,
-    StoreError,
+    AddOutcome, DATABASE_FILE_NAME, Embedding, NameProblem, NewFace, PersonSummary, SCHEMA_VERSION,
+    Store, StoreError,
 };
 use ocellus_testdata::noise_bytes;
 
@@ -32,6 +32,7 @@ fn face(seed: u64) -> NewFace {
         png,
         width,
         height,
+        embedding: None,
     }
 }
 
@@ -326,6 +327,103 @@ fn two_handles_on_one_directory_see_each_other() {
     writer.add_faces("Alice", &[face(1)]).unwrap();
     assert_eq!(reader.people().unwrap().len(), 1);
     assert_eq!(reader.generation().unwrap(), 1);
+}
+
+fn embedding(seed: u64) -> Embedding {
+    let mut descriptor = [0f32; 128];
+    for (i, x) in descriptor.iter_mut().enumerate() {
+        *x = (seed as f32 + 1.0) * (i as f32 - 64.0) / 1000.0;
+    }
+    Embedding {
+        chip_png: face(seed + 1000).png,
+        descriptor,
+    }
+}
+
+#[test]
+fn embeddings_are_stored_with_their_faces_and_can_be_added_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let with = NewFace {
+        embedding: Some(embedding(1)),
+        ..face(1)
+    };
+    let (_, outcomes) = store.add_faces("ada", &[with, face(2)]).unwrap();
+    let ids = added_ids(&outcomes);
+    let generation = store.generation().unwrap();
+    let stored = store.descriptors().unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].id, ids[0]);
+    assert_eq!(stored[0].descriptor, embedding(1).descriptor, "bit-exact");
+    assert_eq!(store.chip(ids[0]).unwrap(), Some(embedding(1).chip_png));
+    let missing = store.faces_without_descriptor().unwrap();
+    assert_eq!(
+        missing.iter().map(|f| f.id).collect::<Vec<_>>(),
+        vec![ids[1]]
+    );
+
+    // Computed afterwards (an upgraded store): no change of the face set.
+    assert!(store.set_embedding(ids[1], &embedding(2)).unwrap());
+    assert!(!store.set_embedding(ids[1] + 100, &embedding(2)).unwrap());
+    assert_eq!(store.generation().unwrap(), generation);
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.faces_without_descriptor().unwrap().is_empty());
+    let stored = store.descriptors().unwrap();
+    assert_eq!(stored[1].descriptor, embedding(2).descriptor);
+}
+
+#[test]
+fn a_version_1_store_is_upgraded_and_keeps_its_faces() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATABASE_FILE_NAME);
+    // The version-1 schema, as the first release wrote it.
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    connection
+        .execute_batch(
+            "CREATE TABLE people (id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 name TEXT NOT NULL UNIQUE, created INTEGER NOT NULL) STRICT;
+             CREATE TABLE faces (id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 person_id INTEGER NOT NULL REFERENCES people (id) ON DELETE CASCADE,
+                 source_hash BLOB NOT NULL CHECK (length(source_hash) = 32),
+                 png BLOB NOT NULL, width INTEGER NOT NULL CHECK (width > 0),
+                 height INTEGER NOT NULL CHECK (height > 0), added INTEGER NOT NULL,
+                 UNIQUE (person_id, source_hash)) STRICT;
+             CREATE TABLE snapshots (algorithm TEXT PRIMARY KEY,
+                 generation INTEGER NOT NULL CHECK (generation >= 0),
+                 bytes BLOB NOT NULL, created INTEGER NOT NULL) STRICT;
+             CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
+             INSERT INTO meta (key, value) VALUES ('generation', 1);
+             INSERT INTO people (name, created) VALUES ('bob', 0);
+             PRAGMA application_id = 1329810515;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    let old = face(5);
+    connection
+        .execute(
+            "INSERT INTO faces (person_id, source_hash, png, width, height, added)
+             VALUES (1, ?1, ?2, ?3, ?4, 0)",
+            (&old.source_hash[..], &old.png[..], old.width, old.height),
+        )
+        .unwrap();
+    drop(connection);
+
+    let mut store = Store::open(dir.path()).unwrap();
+    let faces = store.faces().unwrap();
+    assert_eq!(faces.len(), 1);
+    assert_eq!(faces[0].png, old.png);
+    assert_eq!(store.generation().unwrap(), 1);
+    assert!(store.descriptors().unwrap().is_empty());
+    assert_eq!(store.faces_without_descriptor().unwrap().len(), 1);
+    assert!(store.set_embedding(faces[0].id, &embedding(5)).unwrap());
+    assert_eq!(store.descriptors().unwrap().len(), 1);
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(SCHEMA_VERSION, 2);
 }
 
 #[test]
