@@ -96,6 +96,46 @@ pub struct CropInfo {
     /// photo enrolled twice is stored once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_hash: Option<String>,
+    /// The face's 128-d `resnet` descriptor, computed by the detection node
+    /// (which has the photo): 128 numbers, each exactly an `f32` value, sent
+    /// as JSON doubles so that they arrive bit-exact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub descriptor: Option<Vec<f64>>,
+    /// ENROLL only: index, in the request's `images`, of the face's aligned
+    /// 150x150 RGB chip (PNG), stored with the descriptor. Chips follow the
+    /// crops: the index is at least the number of crops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chip: Option<usize>,
+}
+
+/// Length of a descriptor.
+pub const DESCRIPTOR_LEN: usize = 128;
+
+/// A descriptor as [`CropInfo::descriptor`] carries it.
+pub fn descriptor_to_wire(d: &[f32; DESCRIPTOR_LEN]) -> Vec<f64> {
+    d.iter().map(|&x| f64::from(x)).collect()
+}
+
+/// A descriptor from [`CropInfo::descriptor`]: exactly 128 finite `f32`
+/// numbers, or why not.
+pub fn descriptor_from_wire(v: &[f64]) -> Result<[f32; DESCRIPTOR_LEN], String> {
+    if v.len() != DESCRIPTOR_LEN {
+        return Err(format!(
+            "a descriptor has {DESCRIPTOR_LEN} numbers, not {}",
+            v.len()
+        ));
+    }
+    let mut d = [0f32; DESCRIPTOR_LEN];
+    for (out, &x) in d.iter_mut().zip(v) {
+        // The nearest f32: the value sent, even if the JSON parser is one
+        // f64 ulp off.
+        let f = x as f32;
+        if !f.is_finite() {
+            return Err(format!("descriptor value {x} is not a finite f32"));
+        }
+        *out = f;
+    }
+    Ok(d)
 }
 
 /// The outcome for one image of an ENROLL request.
@@ -163,10 +203,14 @@ pub struct CropEnrollResult {
 /// RECOGNIZE request header (besides `images`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecognizeRequest {
-    /// `eigen`, `fisher` or `lbph`; default: the node's (see
+    /// `eigen`, `fisher`, `lbph` or `resnet`; default: the node's (see
     /// `docs/recognition.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub algorithm: Option<String>,
+    /// `resnet` only: the largest distance at which a face is named
+    /// (default: the node's `--tolerance`, 0.6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
     /// Overridden detection settings.
     #[serde(flatten)]
     pub overrides: DetectOverrides,
@@ -187,6 +231,12 @@ pub struct Identity {
     pub algorithm: String,
     /// Store generation the answering model was trained on.
     pub model_version: u64,
+    /// `resnet`: the nearest other person, named or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_up: Option<String>,
+    /// `resnet`: the distance to the runner-up's nearest face.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_up_distance: Option<f64>,
 }
 
 /// One face of a RECOGNIZE answer.
@@ -278,6 +328,8 @@ mod tests {
                 distance: 41.5,
                 algorithm: "lbph".into(),
                 model_version: 7,
+                runner_up: None,
+                runner_up_distance: None,
             },
         };
         let map = to_header(&face);
@@ -286,6 +338,27 @@ mod tests {
         }
         assert!(map["name"].is_null());
         assert_eq!(from_header::<RecognizedFace>(&map).unwrap(), face);
+    }
+
+    #[test]
+    fn descriptors_cross_the_wire_bit_exact() {
+        let mut d = [0f32; DESCRIPTOR_LEN];
+        for (i, x) in d.iter_mut().enumerate() {
+            // Values with all 24 bits of mantissa in use.
+            *x = (i as f32 * 0.731_234_5 - 40.0).sin() * 0.123_456_79 + f32::EPSILON;
+        }
+        let info = CropInfo {
+            descriptor: Some(descriptor_to_wire(&d)),
+            ..CropInfo::default()
+        };
+        let text = serde_json::to_string(&info).unwrap();
+        let back: CropInfo = serde_json::from_str(&text).unwrap();
+        let got = descriptor_from_wire(back.descriptor.as_deref().unwrap()).unwrap();
+        assert_eq!(got.map(f32::to_bits), d.map(f32::to_bits));
+        assert!(descriptor_from_wire(&[0.5; 127]).is_err());
+        let mut bad = descriptor_to_wire(&d);
+        bad[3] = 1e300;
+        assert!(descriptor_from_wire(&bad).is_err());
     }
 
     #[test]
