@@ -5,9 +5,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ocellus_codec::DecodeLimits;
+use ocellus_embed::FaceModels;
 use ocellus_protocol::FrameLimits;
 use ocellus_recognize::Algorithm;
 
@@ -53,6 +55,13 @@ pub struct NodeConfig {
     pub recognizer_addr: Option<String>,
     /// The algorithm RECOGNIZE uses when a request names none.
     pub default_algorithm: Algorithm,
+    /// `resnet`: the largest distance at which a face is named, when a
+    /// request gives none.
+    pub tolerance: f64,
+    /// The dlib model files of the `resnet` embedding, loaded once (the
+    /// detection role computes descriptors with them; the recognition role
+    /// fills in faces stored without one).
+    pub models: Option<Arc<FaceModels>>,
     /// Peer-to-peer mesh membership; `None`: a standalone node.
     pub mesh: Option<MeshSettings>,
 }
@@ -80,6 +89,8 @@ impl NodeConfig {
             detection: None,
             recognizer_addr: None,
             default_algorithm: Algorithm::Lbph,
+            tolerance: ocellus_recognize::resnet::DEFAULT_TOLERANCE,
+            models: None,
             mesh: Some(MeshSettings::default()),
         }
     }

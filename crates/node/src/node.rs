@@ -30,7 +30,7 @@ use ocellus_protocol::Role;
 
 use crate::roles::Roles;
 use crate::roles::link::{RecognizerLink, RemoteRecognizer};
-use crate::roles::recognition::RecognitionService;
+use crate::roles::recognition::{RecognitionService, RecognitionSettings};
 use crate::state::State;
 
 /// How long a stopping node waits for its answers to be written; with
@@ -219,7 +219,12 @@ fn open_roles(config: &NodeConfig) -> Result<Roles, NodeError> {
             .data_dir
             .as_deref()
             .ok_or_else(|| NodeError::Config("the recognize role needs a data directory".into()))?;
-        let service = RecognitionService::open(dir, config.default_algorithm).map_err(|e| {
+        let settings = RecognitionSettings {
+            default_algorithm: config.default_algorithm,
+            tolerance: config.tolerance,
+            models: config.models.clone(),
+        };
+        let service = RecognitionService::open(dir, settings).map_err(|e| {
             NodeError::Store(format!(
                 "cannot open the face store in {}: {e}",
                 dir.display()
@@ -255,6 +260,8 @@ fn open_roles(config: &NodeConfig) -> Result<Roles, NodeError> {
         },
         link,
         recognition,
+        models: config.models.clone(),
+        default_algorithm: config.default_algorithm,
     })
 }
 

@@ -2,16 +2,24 @@
 //!
 //! Two forms. From a client, photos: parse checks the name and the
 //! detection overrides; run finds one face per photo (or the largest, if
-//! asked), crops it and hands the crops to the recognition role, here or
-//! on the recognition node (a wait that does not hold the worker). From a
-//! detection node, face crops (`crops`): parse checks that this node has
-//! the recognition role; run stores them.
+//! asked), crops it and, when this node has the model files, computes its
+//! `resnet` chip and descriptor from the photo; then it hands the faces to
+//! the recognition role, here or on the recognition node (a wait that does
+//! not hold the worker). From a detection node, face crops (`crops`, with
+//! their descriptors and chips when computed): parse checks that this node
+//! has the recognition role and that every part is well-formed; run stores
+//! them.
 
 use bytes::Bytes;
+use ocellus_codec::decode;
 use ocellus_detect::DetectParams;
-use ocellus_protocol::face::{EnrollRequest, EnrollResult, EnrolledImage, Rejection};
+use ocellus_embed::CHIP_SIZE;
+use ocellus_protocol::face::{
+    CropInfo, EnrollRequest, EnrollResult, EnrolledImage, Rejection, descriptor_from_wire,
+};
 use ocellus_protocol::message::from_header;
 use ocellus_protocol::{ErrorCode, ErrorEvent};
+use ocellus_store::Embedding;
 use sha2::{Digest, Sha256};
 
 use super::{NO_FACE, bad_header, images};
@@ -19,6 +27,7 @@ use crate::call::{Incoming, error};
 use crate::exec::{Output, Ran, Work};
 use crate::roles::Roles;
 use crate::roles::detection::{crop_face, decode_crops, parse_hash, scan};
+use crate::roles::embedding;
 use crate::roles::recognition::FaceCrop;
 use crate::state::State;
 
@@ -35,6 +44,7 @@ struct EnrollCrops {
     name: String,
     crops: Vec<Bytes>,
     hashes: Vec<Option<[u8; 32]>>,
+    embeddings: Vec<Option<Embedding>>,
 }
 
 /// Checks an ENROLL request and makes its job.
@@ -45,15 +55,23 @@ pub(super) fn parse(state: &State, request: &Incoming) -> Result<Box<dyn Work>, 
         .map_err(|e| error(ErrorCode::BadName, e.to_string()))?;
     let images = images(state, request)?;
     if let Some(crops) = &header.crops {
-        super::check_crops(state, crops.len(), images.len())?;
+        let chips = crops.iter().filter(|c| c.chip.is_some()).count();
+        super::check_crops(state, crops.len() + chips, images.len())?;
         let hashes = crops
             .iter()
             .map(|c| c.source_hash.as_deref().and_then(parse_hash))
             .collect();
+        let embeddings = crops
+            .iter()
+            .map(|c| crop_embedding(state, c, &images, crops.len()))
+            .collect::<Result<_, _>>()?;
+        let mut images = images;
+        images.truncate(crops.len());
         return Ok(Box::new(EnrollCrops {
             name: header.name,
             crops: images,
             hashes,
+            embeddings,
         }));
     }
     Ok(Box::new(EnrollPhotos {
@@ -61,6 +79,42 @@ pub(super) fn parse(state: &State, request: &Incoming) -> Result<Box<dyn Work>, 
         name: header.name,
         images,
         largest_face: header.largest_face,
+    }))
+}
+
+/// The descriptor and chip a detection node sent with a crop: both or
+/// neither; a chip that is a 150x150 PNG after the crops.
+fn crop_embedding(
+    state: &State,
+    info: &CropInfo,
+    images: &[Bytes],
+    crops: usize,
+) -> Result<Option<Embedding>, ErrorEvent> {
+    let bad = |m: String| error(ErrorCode::BadRequest, m);
+    let (descriptor, chip) = match (&info.descriptor, info.chip) {
+        (None, None) => return Ok(None),
+        (Some(d), Some(c)) => (d, c),
+        _ => return Err(bad("a crop's descriptor and chip come together".into())),
+    };
+    let descriptor = descriptor_from_wire(descriptor).map_err(bad)?;
+    if chip < crops || chip >= images.len() {
+        return Err(bad(format!(
+            "chip index {chip} is not among the images after the {crops} crops"
+        )));
+    }
+    let png = &images[chip];
+    let (image, _) =
+        decode(png, &state.config.decode_limits).map_err(|e| bad(format!("chip {chip}: {e}")))?;
+    if (image.width() as usize, image.height() as usize) != (CHIP_SIZE, CHIP_SIZE)
+        || !png.starts_with(b"\x89PNG")
+    {
+        return Err(bad(format!(
+            "chip {chip} is not a {CHIP_SIZE}x{CHIP_SIZE} PNG"
+        )));
+    }
+    Ok(Some(Embedding {
+        chip_png: png.to_vec(),
+        descriptor,
     }))
 }
 
@@ -113,9 +167,17 @@ impl Work for EnrollPhotos {
                 Ok(g) => g,
                 Err(e) => return Ran::Done(Err(e)),
             };
+            let embedding = match roles.models.as_deref() {
+                Some(models) => match embedding::embed(models, photo.image(), &face) {
+                    Ok(e) => Some(e),
+                    Err(e) => return Ran::Done(Err(e)),
+                },
+                None => None,
+            };
             crops.push(FaceCrop {
                 gray,
                 source_hash: photo.hash,
+                embedding,
             });
             crop_of.push(outcomes.len());
             outcomes.push(EnrolledImage {
@@ -168,9 +230,11 @@ impl Work for EnrollCrops {
                 .into_iter()
                 .zip(&self.crops)
                 .zip(&self.hashes)
-                .map(|((gray, bytes), hash)| FaceCrop {
+                .zip(self.embeddings)
+                .map(|(((gray, bytes), hash), embedding)| FaceCrop {
                     gray,
                     source_hash: hash.unwrap_or_else(|| Sha256::digest(bytes).into()),
+                    embedding,
                 })
                 .collect();
             let result = service.enroll(&self.name, &faces)?;

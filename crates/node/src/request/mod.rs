@@ -223,21 +223,34 @@ fn frame_images(request: &Incoming) -> Result<Vec<Bytes>, ErrorEvent> {
 }
 
 /// The node-to-node form (face crops): this node must have the
-/// recognition role, and the crop entries must match the images.
-fn check_crops(state: &State, entries: usize, images: usize) -> Result<(), ErrorEvent> {
+/// recognition role, and the crop entries must match the images (`expected`
+/// of them: one per crop, plus its chip if it has one).
+fn check_crops(state: &State, expected: usize, images: usize) -> Result<(), ErrorEvent> {
     if state.roles.recognition.is_none() {
         return Err(error(
             ErrorCode::RoleUnavailable,
             "this node has no recognition role (face crops sent to it)",
         ));
     }
-    if entries != images {
+    if expected != images {
         return Err(error(
             ErrorCode::BadRequest,
-            format!("{entries} crop entries for {images} images"),
+            format!("the crop entries describe {expected} images, the request has {images}"),
         ));
     }
     Ok(())
+}
+
+/// A request's `resnet` tolerance, if valid.
+fn check_tolerance(tolerance: Option<f64>) -> Result<Option<f64>, ErrorEvent> {
+    use ocellus_recognize::resnet::MAX_TOLERANCE;
+    match tolerance {
+        Some(t) if !(0.0..=MAX_TOLERANCE).contains(&t) => Err(error(
+            ErrorCode::BadRequest,
+            format!("tolerance must be between 0 and {MAX_TOLERANCE} (got {t})"),
+        )),
+        t => Ok(t),
+    }
 }
 
 /// A header that does not parse (`what`: how the message names the op).
@@ -252,7 +265,7 @@ fn parse_algorithm(name: Option<&str>) -> Result<Option<Algorithm>, ErrorEvent> 
         Some(n) => Algorithm::from_name(n).map(Some).ok_or_else(|| {
             error(
                 ErrorCode::BadRequest,
-                format!("unknown algorithm {n:?}: use eigen, fisher or lbph"),
+                format!("unknown algorithm {n:?}: use eigen, fisher, lbph or resnet"),
             )
         }),
     }
@@ -291,6 +304,8 @@ mod tests {
             detection: None,
             link: None,
             recognition: None,
+            models: None,
+            default_algorithm: ocellus_recognize::Algorithm::Lbph,
         };
         Arc::new(State {
             queue: Arc::new(JobQueue::new(config.queue_capacity, 1)),

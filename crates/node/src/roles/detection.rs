@@ -68,22 +68,32 @@ impl DetectionSettings {
     }
 }
 
-/// A photo decoded for detection: its grey version and its hash.
+/// A photo decoded for detection: its grey version, the colour one when
+/// it has colour (the `resnet` chips are cut from it), and its hash.
 pub(crate) struct Photo {
     pub gray: Image,
+    colour: Option<Image>,
     pub hash: [u8; 32],
+}
+
+impl Photo {
+    /// The photo as decoded: colour if it has colour.
+    pub fn image(&self) -> &Image {
+        self.colour.as_ref().unwrap_or(&self.gray)
+    }
 }
 
 /// Decodes a client's photo.
 pub(crate) fn decode_photo(bytes: &[u8], limits: &DecodeLimits) -> Result<Photo, ErrorEvent> {
     let (image, _) = decode(bytes, limits).map_err(decode_error)?;
-    let gray = if image.layout() == PixelLayout::Gray {
-        image
+    let (gray, colour) = if image.layout() == PixelLayout::Gray {
+        (image, None)
     } else {
-        to_gray(&image)
+        (to_gray(&image), Some(image))
     };
     Ok(Photo {
         gray,
+        colour,
         hash: Sha256::digest(bytes).into(),
     })
 }

@@ -3,7 +3,8 @@
 //! ([`RemoteRecognizer`]).
 //!
 //! Invariants: the answers are the same either way (the crops travel as
-//! greyscale PNG, which is lossless); and a call to a remote node never
+//! greyscale PNG, which is lossless; descriptors as exact numbers and
+//! chips as PNG, see `docs/PROTOCOL.md`); and a call to a remote node never
 //! blocks a worker thread: it comes back as a [`Call::Remote`] future that
 //! the worker hands to the async runtime.
 
@@ -15,10 +16,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use ocellus_client::{Client, ClientError, Event};
 use ocellus_codec::{EncodeOptions, ImageFormat, encode};
+use ocellus_embed::Descriptor;
 use ocellus_imaging::Image;
 use ocellus_protocol::face::{
     CropEnrollResult, CropInfo, CropRecognizeResult, DetectOverrides, EnrollRequest, Identity,
     PeopleResult, PersonEntry, RecognizeRequest, RemovePersonRequest, RemovePersonResult,
+    descriptor_to_wire,
 };
 use ocellus_protocol::message::{from_header, to_header};
 use ocellus_protocol::{ErrorCode, ErrorEvent, Op, field};
@@ -44,6 +47,23 @@ impl<T: Send + 'static> Call<T> {
         match self {
             Call::Ready(r) => Call::Ready(r.and_then(f)),
             Call::Remote(fut) => Call::Remote(Box::pin(async move { f(fut.await?) })),
+        }
+    }
+}
+
+/// The faces of a RECOGNIZE, as the recognition role takes them.
+pub(crate) enum Faces {
+    /// Greyscale crops (eigen, fisher, lbph).
+    Crops(Vec<Image>),
+    /// `resnet` descriptors, computed by the detection role.
+    Descriptors(Vec<Descriptor>),
+}
+
+impl Faces {
+    fn len(&self) -> usize {
+        match self {
+            Faces::Crops(c) => c.len(),
+            Faces::Descriptors(d) => d.len(),
         }
     }
 }
@@ -75,18 +95,23 @@ impl RecognizerLink {
     /// Names faces: at once here, or a future for a remote node.
     pub(crate) fn recognize(
         &self,
-        crops: Vec<Image>,
+        faces: Faces,
         algorithm: Option<Algorithm>,
+        tolerance: Option<f64>,
     ) -> Call<Vec<Identity>> {
         match self {
-            RecognizerLink::Local(service) => {
-                Call::Ready(service.recognize(&crops, algorithm).map_err(Into::into))
-            }
+            RecognizerLink::Local(service) => Call::Ready(
+                match &faces {
+                    Faces::Crops(crops) => service.recognize(crops, algorithm),
+                    Faces::Descriptors(d) => service.recognize_descriptors(d, tolerance),
+                }
+                .map_err(Into::into),
+            ),
             RecognizerLink::Remote(remote) => {
                 let remote = remote.clone();
-                Call::Remote(Box::pin(
-                    async move { remote.recognize(crops, algorithm).await },
-                ))
+                Call::Remote(Box::pin(async move {
+                    remote.recognize(faces, algorithm, tolerance).await
+                }))
             }
         }
     }
@@ -221,13 +246,24 @@ impl RemoteRecognizer {
         name: &str,
         crops: Vec<FaceCrop>,
     ) -> Result<CropEnrollResult, ErrorEvent> {
+        let (mut lengths, mut payload) = encode_crops(crops.iter().map(|c| &c.gray))?;
+        // The chips follow the crops.
         let infos = crops
             .iter()
-            .map(|c| CropInfo {
-                source_hash: Some(hash_hex(&c.source_hash)),
+            .map(|c| {
+                let mut info = CropInfo {
+                    source_hash: Some(hash_hex(&c.source_hash)),
+                    ..CropInfo::default()
+                };
+                if let Some(e) = &c.embedding {
+                    info.descriptor = Some(descriptor_to_wire(&e.descriptor));
+                    info.chip = Some(lengths.len());
+                    lengths.push(e.chip_png.len() as u64);
+                    payload.extend_from_slice(&e.chip_png);
+                }
+                info
             })
             .collect();
-        let (lengths, payload) = encode_crops(crops.iter().map(|c| &c.gray))?;
         let mut header = to_header(&EnrollRequest {
             name: name.to_string(),
             largest_face: false,
@@ -241,20 +277,42 @@ impl RemoteRecognizer {
 
     async fn recognize(
         &self,
-        crops: Vec<Image>,
+        faces: Faces,
         algorithm: Option<Algorithm>,
+        tolerance: Option<f64>,
     ) -> Result<Vec<Identity>, ErrorEvent> {
-        let infos = vec![CropInfo::default(); crops.len()];
-        let (lengths, payload) = encode_crops(crops.iter())?;
+        let count = faces.len();
+        let (infos, lengths, payload) = match &faces {
+            Faces::Crops(crops) => {
+                let (lengths, payload) = encode_crops(crops.iter())?;
+                (vec![CropInfo::default(); crops.len()], lengths, payload)
+            }
+            // Descriptors only: the recognition node searches, nothing more.
+            Faces::Descriptors(ds) => {
+                let infos = ds
+                    .iter()
+                    .map(|d| CropInfo {
+                        descriptor: Some(descriptor_to_wire(d)),
+                        ..CropInfo::default()
+                    })
+                    .collect();
+                (infos, Vec::new(), Vec::new())
+            }
+        };
+        let algorithm = match faces {
+            Faces::Descriptors(_) => Some(Algorithm::Resnet),
+            Faces::Crops(_) => algorithm,
+        };
         let mut header = to_header(&RecognizeRequest {
             algorithm: algorithm.map(|a| a.name().to_string()),
+            tolerance,
             overrides: DetectOverrides::default(),
             crops: Some(infos),
         });
         header.insert(field::IMAGES.into(), Value::from(lengths));
         let event = self.call(Op::Recognize, header, payload.into()).await?;
         let result: CropRecognizeResult = self.parse(&event)?;
-        if result.identities.len() != crops.len() {
+        if result.identities.len() != count {
             return Err(error(
                 ErrorCode::Internal,
                 format!(

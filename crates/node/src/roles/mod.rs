@@ -9,13 +9,16 @@
 //! request finds half a role.
 
 pub(crate) mod detection;
+pub(crate) mod embedding;
 pub(crate) mod link;
 pub(crate) mod recognition;
 
 use std::sync::Arc;
 
 use ocellus_codec::DecodeLimits;
+use ocellus_embed::FaceModels;
 use ocellus_protocol::{ErrorCode, ErrorEvent};
+use ocellus_recognize::Algorithm;
 
 use crate::call::error;
 use detection::DetectionSettings;
@@ -32,6 +35,10 @@ pub(crate) struct Roles {
     pub link: Option<RecognizerLink>,
     /// The recognition role, when this node has it.
     pub recognition: Option<Arc<RecognitionService>>,
+    /// The dlib model files (the `resnet` embedding), when installed.
+    pub models: Option<Arc<FaceModels>>,
+    /// The algorithm of requests that name none.
+    pub default_algorithm: Algorithm,
 }
 
 impl Roles {
@@ -63,6 +70,13 @@ impl Roles {
                 "this node has no recognition role",
             )
         })
+    }
+
+    /// The dlib models, or `model_unavailable` with how to install them.
+    pub fn models(&self) -> Result<&Arc<FaceModels>, ErrorEvent> {
+        self.models
+            .as_ref()
+            .ok_or_else(|| error(ErrorCode::ModelUnavailable, embedding::INSTALL_HINT))
     }
 
     /// Stops background work (the recognition role's trainer).

@@ -13,7 +13,12 @@
 //!   recognition waits for the retrained one;
 //! - after training, snapshots go to the store, tagged with their
 //!   generation; a restarted node loads the snapshots that match the
-//!   store's generation and retrains only the others.
+//!   store's generation and retrains only the others;
+//! - `resnet` needs no training: its index holds the descriptor of every
+//!   stored face that has one, in id order, changed under the same lock as
+//!   LBPH. A face stored without a descriptor (by a node without the model
+//!   files, or before the upgrade) gets one from its stored crop as soon as
+//!   this role has the models: at enrollment, or when the role opens.
 //!
 //! It speaks the domain, not the wire: its failures are
 //! [`RecognitionError`]s, each of which names the protocol [`ErrorCode`] a
@@ -25,14 +30,19 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use ocellus_codec::{DecodeLimits, EncodeOptions, ImageFormat, decode, encode};
+use ocellus_embed::{Descriptor, FaceModels};
 use ocellus_imaging::Image;
 use ocellus_protocol::face::{CropEnrollResult, Identity, PersonEntry};
 use ocellus_recognize::prepare::DEFAULT_FACE_SIZE;
+use ocellus_recognize::resnet::DEFAULT_TOLERANCE;
 use ocellus_recognize::{
-    Algorithm, FaceRect, Label, Recognizer, model_from_bytes, new_recognizer, prepare_face,
+    Algorithm, DescriptorIndex, FaceRect, Label, Recognizer, model_from_bytes, new_recognizer,
+    prepare_face,
 };
-use ocellus_store::{AddOutcome, NewFace, Store, StoreError, StoredFace};
+use ocellus_store::{AddOutcome, Embedding, NewFace, Store, StoreError, StoredFace};
 use tracing::{info, warn};
+
+use super::embedding::{self, INSTALL_HINT};
 
 use ocellus_protocol::{ErrorCode, ErrorEvent};
 
@@ -45,6 +55,31 @@ pub struct FaceCrop {
     /// SHA-256 of the photo's bytes (the same photo enrolled twice for one
     /// person is stored once).
     pub source_hash: [u8; 32],
+    /// Its `resnet` chip and descriptor, when the detection node computed
+    /// them from the photo.
+    pub embedding: Option<Embedding>,
+}
+
+/// How the recognition role answers.
+#[derive(Clone, Debug)]
+pub struct RecognitionSettings {
+    /// The algorithm of requests that name none.
+    pub default_algorithm: Algorithm,
+    /// `resnet`: the largest distance at which a face is named.
+    pub tolerance: f64,
+    /// The dlib model files, to compute descriptors of faces that come
+    /// without one.
+    pub models: Option<Arc<FaceModels>>,
+}
+
+impl Default for RecognitionSettings {
+    fn default() -> Self {
+        RecognitionSettings {
+            default_algorithm: Algorithm::Lbph,
+            tolerance: DEFAULT_TOLERANCE,
+            models: None,
+        }
+    }
 }
 
 /// Why the recognition role could not do what was asked.
@@ -132,16 +167,23 @@ struct LbphState {
     generation: u64,
 }
 
+/// The `resnet` index with the generation it holds.
+struct ResnetState {
+    index: DescriptorIndex,
+    generation: u64,
+}
+
 /// The recognition role of a node.
 pub struct RecognitionService {
     store: Mutex<Store>,
     lbph: RwLock<LbphState>,
+    resnet: RwLock<ResnetState>,
     subspace: Mutex<Subspace>,
     /// Signalled when the trainer finishes a model, and when there is work
     /// for it.
     changed: Condvar,
     names: RwLock<BTreeMap<Label, String>>,
-    default_algorithm: Algorithm,
+    settings: RecognitionSettings,
     face_size: (u32, u32),
     /// Training rounds run by the background trainer.
     rounds: std::sync::atomic::AtomicU64,
@@ -168,19 +210,26 @@ impl RecognitionService {
     /// that match it, and starts the trainer for the others.
     pub fn open(
         data_dir: &Path,
-        default_algorithm: Algorithm,
+        settings: RecognitionSettings,
     ) -> Result<Arc<RecognitionService>, RecognitionError> {
         let store = Store::open(data_dir).map_err(store_error)?;
-        Self::with_store(store, default_algorithm)
+        Self::with_store(store, settings)
     }
 
     /// The same, on a store already open (tests use an in-memory one).
     pub fn with_store(
-        store: Store,
-        default_algorithm: Algorithm,
+        mut store: Store,
+        settings: RecognitionSettings,
     ) -> Result<Arc<RecognitionService>, RecognitionError> {
         let face_size = DEFAULT_FACE_SIZE;
+        if let Some(models) = &settings.models {
+            compute_missing_descriptors(&mut store, models)?;
+        }
         let generation = store.generation().map_err(store_error)?;
+        let resnet = ResnetState {
+            index: load_index(&store)?,
+            generation,
+        };
         let names = load_names(&store)?;
         let mut stale = false;
         let lbph = match load_snapshot(&store, Algorithm::Lbph, generation) {
@@ -220,10 +269,11 @@ impl RecognitionService {
                 model: lbph,
                 generation,
             }),
+            resnet: RwLock::new(resnet),
             subspace: Mutex::new(subspace),
             changed: Condvar::new(),
             names: RwLock::new(names),
-            default_algorithm,
+            settings,
             face_size,
             rounds: std::sync::atomic::AtomicU64::new(0),
         });
@@ -261,11 +311,20 @@ impl RecognitionService {
                     encode(face, ImageFormat::Png, &EncodeOptions::default()).map_err(|e| {
                         RecognitionError::Internal(format!("cannot encode a face: {e}"))
                     })?;
+                let embedding = match (&crop.embedding, &self.settings.models) {
+                    (Some(e), _) => Some(e.clone()),
+                    (None, Some(models)) => Some(
+                        embedding::embed(models, &crop.gray, &embedding::whole(&crop.gray))
+                            .map_err(|e| RecognitionError::Internal(e.message))?,
+                    ),
+                    (None, None) => None,
+                };
                 Ok(NewFace {
                     source_hash: crop.source_hash,
                     png,
                     width: face.width(),
                     height: face.height(),
+                    embedding,
                 })
             })
             .collect::<Result<_, RecognitionError>>()?;
@@ -280,6 +339,15 @@ impl RecognitionService {
             (person, outcomes, generation, faces)
         };
         let label = label_of(person)?;
+        {
+            let mut resnet = self.resnet.write().unwrap_or_else(|p| p.into_inner());
+            for (outcome, face) in outcomes.iter().zip(&new_faces) {
+                if let (true, Some(e)) = (outcome.is_added(), &face.embedding) {
+                    resnet.index.push(label, e.descriptor);
+                }
+            }
+            resnet.generation = generation;
+        }
         let added: Vec<Image> = outcomes
             .iter()
             .zip(prepared)
@@ -323,9 +391,22 @@ impl RecognitionService {
         crops: &[Image],
         algorithm: Option<Algorithm>,
     ) -> Result<Vec<Identity>, RecognitionError> {
-        let algorithm = algorithm.unwrap_or(self.default_algorithm);
+        let algorithm = algorithm.unwrap_or(self.settings.default_algorithm);
         if crops.is_empty() {
             return Ok(Vec::new());
+        }
+        if algorithm == Algorithm::Resnet {
+            // Crops from a detection node without the model files.
+            let models = self
+                .settings
+                .models
+                .as_ref()
+                .ok_or_else(|| RecognitionError::ModelUnavailable(INSTALL_HINT.into()))?;
+            let descriptors: Vec<Descriptor> = crops
+                .iter()
+                .map(|c| embedding::descriptor(models, c, &embedding::whole(c)))
+                .collect();
+            return self.recognize_descriptors(&descriptors, None);
         }
         let prepared: Vec<Image> = crops
             .iter()
@@ -344,6 +425,8 @@ impl RecognitionService {
                         distance: p.distance,
                         algorithm: algorithm.name().to_string(),
                         model_version: generation,
+                        runner_up: None,
+                        runner_up_distance: None,
                     })
                 })
                 .collect::<Result<Vec<_>, RecognitionError>>()
@@ -357,6 +440,43 @@ impl RecognitionService {
         }
         let (model, generation) = self.subspace_model(algorithm)?;
         answer(model.as_ref(), generation)
+    }
+
+    /// Names each face by its `resnet` descriptor: the nearest stored face,
+    /// named if at most `tolerance` (default: the node's) away.
+    pub fn recognize_descriptors(
+        &self,
+        descriptors: &[Descriptor],
+        tolerance: Option<f64>,
+    ) -> Result<Vec<Identity>, RecognitionError> {
+        let tolerance = tolerance.unwrap_or(self.settings.tolerance);
+        let names = self.names.read().unwrap_or_else(|p| p.into_inner());
+        if names.is_empty() {
+            return Err(nobody_enrolled());
+        }
+        let resnet = self.resnet.read().unwrap_or_else(|p| p.into_inner());
+        if resnet.index.is_empty() {
+            return Err(RecognitionError::ModelUnavailable(format!(
+                "no enrolled face has a resnet descriptor yet; {INSTALL_HINT}"
+            )));
+        }
+        descriptors
+            .iter()
+            .map(|d| {
+                let m = resnet
+                    .index
+                    .nearest(d, tolerance)
+                    .ok_or_else(nobody_enrolled)?;
+                Ok(Identity {
+                    name: m.label.and_then(|l| names.get(&l).cloned()),
+                    distance: m.distance,
+                    algorithm: Algorithm::Resnet.name().to_string(),
+                    model_version: resnet.generation,
+                    runner_up: m.runner_up.and_then(|(l, _)| names.get(&l).cloned()),
+                    runner_up_distance: m.runner_up.map(|(_, d)| d),
+                })
+            })
+            .collect()
     }
 
     /// The usable Eigen/Fisher model, waiting for the trainer if needed.
@@ -431,6 +551,9 @@ impl RecognitionService {
             let generation = store.generation().map_err(store_error)?;
             let names = load_names(&store)?;
             *self.names.write().unwrap_or_else(|p| p.into_inner()) = names;
+            let index = load_index(&store)?;
+            *self.resnet.write().unwrap_or_else(|p| p.into_inner()) =
+                ResnetState { index, generation };
             (removed, generation, train_from(&store, Algorithm::Lbph)?)
         };
         lbph.model = model;
@@ -509,6 +632,43 @@ fn load_names(store: &Store) -> Result<BTreeMap<Label, String>, RecognitionError
         .collect()
 }
 
+/// The `resnet` index of the store: every stored descriptor, in id order.
+fn load_index(store: &Store) -> Result<DescriptorIndex, RecognitionError> {
+    let mut index = DescriptorIndex::new();
+    for d in store.descriptors().map_err(store_error)? {
+        index.push(label_of(d.person)?, d.descriptor);
+    }
+    Ok(index)
+}
+
+/// Gives every stored face without a descriptor one, from its stored crop
+/// (the prepared greyscale face; the whole crop is its box). These are
+/// weaker than descriptors from the photo (grey, 100x100), but they let a
+/// store from before the upgrade answer `resnet` at once; enrolling the
+/// photos again replaces nothing and adds nothing (same photo hash).
+fn compute_missing_descriptors(
+    store: &mut Store,
+    models: &FaceModels,
+) -> Result<(), RecognitionError> {
+    let missing = store.faces_without_descriptor().map_err(store_error)?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let (images, _) = training_set(&missing)?;
+    for (face, image) in missing.iter().zip(&images) {
+        let e = embedding::embed(models, image, &embedding::whole(image))
+            .map_err(|e| RecognitionError::Internal(e.message))?;
+        store.set_embedding(face.id, &e).map_err(store_error)?;
+    }
+    info!(
+        faces = missing.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "resnet descriptors computed for faces stored without one"
+    );
+    Ok(())
+}
+
 /// The snapshot of `algorithm` if it was trained on `generation`.
 fn load_snapshot(
     store: &Store,
@@ -568,7 +728,8 @@ fn train_from(
 ) -> Result<Box<dyn Recognizer>, RecognitionError> {
     let faces = store.faces().map_err(store_error)?;
     let (images, labels) = training_set(&faces)?;
-    let mut model = new_recognizer(algorithm);
+    let mut model =
+        new_recognizer(algorithm).map_err(|e| RecognitionError::Internal(e.to_string()))?;
     if !images.is_empty() {
         model
             .train(&images, &labels)
@@ -648,7 +809,7 @@ impl RecognitionService {
                     if images.is_empty() {
                         return Err("nobody is enrolled".to_string());
                     }
-                    let mut model = new_recognizer(algorithm);
+                    let mut model = new_recognizer(algorithm).map_err(|e| e.to_string())?;
                     model.train(images, labels).map_err(|e| e.to_string())?;
                     Ok(model)
                 });
@@ -718,12 +879,79 @@ mod tests {
         let mut source_hash = [0u8; 32];
         source_hash[..4].copy_from_slice(&seed.to_le_bytes());
         source_hash[4..8].copy_from_slice(&k.to_le_bytes());
-        FaceCrop { gray, source_hash }
+        FaceCrop {
+            gray,
+            source_hash,
+            embedding: None,
+        }
     }
 
     fn service() -> Arc<RecognitionService> {
         let store = Store::open_in_memory().expect("store");
-        RecognitionService::with_store(store, Algorithm::Lbph).expect("service")
+        RecognitionService::with_store(store, RecognitionSettings::default()).expect("service")
+    }
+
+    /// A descriptor near `person`'s own point, varied by `k`.
+    fn descriptor(person: u32, k: u32) -> Descriptor {
+        let mut d = [0f32; 128];
+        d[person as usize] = 1.0;
+        d[100] = k as f32 * 0.01;
+        d
+    }
+
+    fn with_descriptor(person: u32, k: u32) -> FaceCrop {
+        FaceCrop {
+            embedding: Some(Embedding {
+                chip_png: encode(
+                    &Image::filled(150, 150, PixelLayout::Rgb, person as u8),
+                    ImageFormat::Png,
+                    &EncodeOptions::default(),
+                )
+                .expect("png"),
+                descriptor: descriptor(person, k),
+            }),
+            ..face(person, k)
+        }
+    }
+
+    #[test]
+    fn resnet_answers_from_the_descriptors_at_once_and_forgets_removed_people() {
+        let s = service();
+        // Stored without a descriptor, and no model files here.
+        s.enroll("old", &[face(9, 0)]).expect("enroll");
+        match s.recognize_descriptors(&[descriptor(9, 0)], None) {
+            Err(RecognitionError::ModelUnavailable(m)) => {
+                assert!(m.contains("scripts/setup"), "{m}")
+            }
+            other => panic!("expected model_unavailable, got {other:?}"),
+        }
+        for person in 0..3 {
+            s.enroll(
+                &format!("p{person}"),
+                &[with_descriptor(person, 0), with_descriptor(person, 1)],
+            )
+            .expect("enroll");
+        }
+        let ids = s
+            .recognize_descriptors(&[descriptor(1, 3), descriptor(5, 0)], None)
+            .expect("recognize");
+        assert_eq!(ids[0].name.as_deref(), Some("p1"));
+        assert!((ids[0].distance - 0.02).abs() < 1e-6, "{}", ids[0].distance);
+        assert_eq!(ids[0].algorithm, "resnet");
+        assert!(ids[0].runner_up.is_some());
+        assert!((ids[0].runner_up_distance.unwrap() - (2.0f64 + 0.0009).sqrt()).abs() < 1e-3);
+        assert_eq!(ids[1].name, None, "no one near: not identified");
+        // A tolerance per request.
+        let strict = s
+            .recognize_descriptors(&[descriptor(1, 3)], Some(0.01))
+            .expect("ok");
+        assert_eq!(strict[0].name, None);
+        s.remove("p1").expect("remove");
+        let after = s
+            .recognize_descriptors(&[descriptor(1, 3)], None)
+            .expect("ok");
+        assert_ne!(after[0].name.as_deref(), Some("p1"));
+        assert_ne!(after[0].runner_up.as_deref(), Some("p1"));
     }
 
     #[test]
