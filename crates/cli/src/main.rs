@@ -10,6 +10,7 @@
 
 mod cascades;
 mod commands;
+mod models;
 mod output;
 mod remote;
 

@@ -57,6 +57,53 @@ pub fn data_dir() -> Option<PathBuf> {
     None
 }
 
+/// Environment variable naming the folder of the dlib model files (as the
+/// binary reads it).
+pub const MODEL_ENV: &str = "OCELLUS_MODEL_DIR";
+
+/// The folder of the two dlib model files (`scripts/setup` installs them):
+/// `OCELLUS_MODEL_DIR`, else `~/.local/share/ocellus/models`; `None` (with
+/// a message) when absent outside CI.
+///
+/// # Panics
+/// Under `CI=true` when they are absent.
+pub fn model_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os(MODEL_ENV)
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/ocellus/models"))
+        })
+        .unwrap_or_else(|| PathBuf::from("/usr/local/share/ocellus/models"));
+    let files = [
+        "dlib_face_recognition_resnet_model_v1.dat",
+        "shape_predictor_5_face_landmarks.dat",
+    ];
+    if files.iter().all(|f| dir.join(f).is_file()) {
+        return Some(dir);
+    }
+    let msg = format!(
+        "dlib model files not found in {} (run scripts/setup or set {MODEL_ENV})",
+        dir.display()
+    );
+    if in_ci() {
+        panic!("{msg}; under CI=true they are required");
+    }
+    eprintln!("skipping: {msg}");
+    None
+}
+
+/// Evaluates to the model folder, or returns from the calling test
+/// (skipping it) when the model files are absent outside CI.
+#[macro_export]
+macro_rules! require_models {
+    () => {
+        match $crate::model_dir() {
+            Some(dir) => dir,
+            None => return,
+        }
+    };
+}
+
 /// Evaluates to the data folder as a `PathBuf`, or returns from the calling
 /// test (skipping it) when the data is absent outside CI.
 #[macro_export]

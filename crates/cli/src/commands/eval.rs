@@ -15,6 +15,14 @@
 //! them to report false-accept / false-reject rates over a range of
 //! thresholds and the threshold that meets `--far`.
 //!
+//! `--leave-one-out` with `--data` tests each face against all the others.
+//! `--photos` takes the images as photos: the largest face the service's
+//! cascade finds in each is the face (photos without one are skipped and
+//! counted). `--algorithm resnet` aligns each face (its box: the detected
+//! one, or the whole image for cropped faces) into dlib's 150x150 chip and
+//! compares 128-d descriptors, with the model files found as `serve` finds
+//! them; its threshold is the tolerance (0.6).
+//!
 //! `--timings` adds `train_s` (training wall time) and `predict_ms` (mean
 //! wall time of one `predict`) to the output; `--save-model FILE` writes the
 //! trained model (train/test mode) in the binary model format.
@@ -24,22 +32,43 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail, ensure};
 use ocellus_codec::{DecodeLimits, decode};
+use ocellus_detect::{Cascade, DetectParams, detect};
+use ocellus_embed::FaceModels;
 use ocellus_imaging::Image;
+use ocellus_imaging::filter::geometry::crop;
 use ocellus_imaging::filter::grayscale::to_gray;
 use ocellus_recognize::eval::{EvalError, LabelledFace, Protocol, Summary, evaluate, natural_cmp};
-use ocellus_recognize::prepare::resize_gray;
-use ocellus_recognize::{Algorithm, EigenFaces, FisherFaces, Lbph, LbphParams, Recognizer};
+use ocellus_recognize::prepare::{DEFAULT_FACE_SIZE, resize_gray};
+use ocellus_recognize::{Algorithm, EigenFaces, FisherFaces, Lbph, LbphParams, Recognizer, Resnet};
 use serde_json::{Value, json};
+
+use crate::cascades;
+use crate::commands::serve::SERVICE_CASCADE;
+use crate::models;
 
 /// Arguments of `ocellus eval`.
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
-    /// Recognition algorithm: eigen, fisher or lbph.
+    /// Recognition algorithm: eigen, fisher, lbph or resnet.
     #[arg(long, value_parser = parse_algorithm)]
     algorithm: Algorithm,
+    /// The images are photos: recognize the largest face found in each
+    /// (photos without a face are skipped and counted).
+    #[arg(long)]
+    photos: bool,
+    /// Detection cascade for --photos (a path or a name, as for serve).
+    #[arg(long, default_value = SERVICE_CASCADE)]
+    cascade: String,
+    /// resnet: the folder of the model files (default: as serve finds them).
+    #[arg(long, value_name = "DIR")]
+    models: Option<PathBuf>,
+    /// With --data: test each face against a model of all the others.
+    #[arg(long, requires = "data", conflicts_with = "folds")]
+    leave_one_out: bool,
     /// Eigen/Fisher components (default OpenCV's: all N for eigen, C-1 for fisher).
     #[arg(long)]
     components: Option<usize>,
@@ -54,8 +83,9 @@ pub struct EvalArgs {
     /// Test folder (one sub-folder per person).
     #[arg(long, requires = "train")]
     test: Option<PathBuf>,
-    /// Data folder for k-fold cross-validation (with --folds).
-    #[arg(long, requires = "folds")]
+    /// Data folder for k-fold cross-validation (with --folds) or
+    /// --leave-one-out.
+    #[arg(long)]
     data: Option<PathBuf>,
     /// Number of folds for cross-validation (with --data).
     #[arg(long, requires = "data", value_parser = clap::value_parser!(u32).range(2..))]
@@ -95,7 +125,8 @@ pub struct EvalArgs {
 }
 
 fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
-    Algorithm::from_name(s).ok_or_else(|| format!("unknown algorithm {s:?} (eigen, fisher, lbph)"))
+    Algorithm::from_name(s)
+        .ok_or_else(|| format!("unknown algorithm {s:?} (eigen, fisher, lbph, resnet)"))
 }
 
 fn parse_threshold(s: &str) -> Result<f64, String> {
@@ -121,21 +152,115 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
 }
 
 /// Face images read from disk: the file of each (as found under the folder
-/// given on the command line) and the labelled face.
+/// given on the command line) and the labelled face; photos without a face.
 #[derive(Default)]
 struct Faces {
     files: Vec<String>,
     faces: Vec<LabelledFace>,
+    no_face: Vec<String>,
 }
 
 impl Faces {
-    fn push(&mut self, file: &Path, person: &str) -> Result<()> {
-        self.faces.push(LabelledFace {
-            person: person.to_owned(),
-            image: load_image(file)?,
-        });
-        self.files.push(file.to_string_lossy().into_owned());
+    fn push(&mut self, loader: &Loader, file: &Path, person: &str) -> Result<()> {
+        let name = file.to_string_lossy().into_owned();
+        match loader.face(file)? {
+            Some(image) => {
+                self.faces.push(LabelledFace {
+                    person: person.to_owned(),
+                    image,
+                });
+                self.files.push(name);
+            }
+            None => self.no_face.push(name),
+        }
         Ok(())
+    }
+}
+
+/// How an image file becomes the face a recognizer takes.
+struct Loader {
+    /// With --photos: the cascade and the service's detection settings.
+    detector: Option<(Cascade, DetectParams)>,
+    /// resnet: the model files.
+    models: Option<Arc<FaceModels>>,
+}
+
+impl Loader {
+    fn new(args: &EvalArgs) -> Result<Loader> {
+        let detector = if args.photos {
+            let (_, cascade) = cascades::load(&args.cascade)?;
+            // The detection role's defaults (serve --scale-factor,
+            // --min-neighbors, --min-size).
+            let params = DetectParams {
+                scale_factor: 1.1,
+                min_neighbors: 3,
+                min_size: (30, 30),
+                max_size: (0, 0),
+            };
+            Some((cascade, params))
+        } else {
+            None
+        };
+        let models = if args.algorithm == Algorithm::Resnet {
+            let found = models::discover(args.models.as_deref(), None)?;
+            let Some((_, m)) = found else {
+                bail!("{}", models::not_found(&models::search_dirs(None, None)));
+            };
+            Some(Arc::new(m))
+        } else {
+            None
+        };
+        Ok(Loader { detector, models })
+    }
+
+    /// The face of one file: grey for eigen/fisher/lbph, the aligned chip
+    /// for resnet; `None` for a photo without a face.
+    fn face(&self, path: &Path) -> Result<Option<Image>> {
+        let image = load_image(path)?;
+        let gray = to_gray(&image);
+        let (x, y, w, h) = match &self.detector {
+            None => (0, 0, gray.width(), gray.height()),
+            Some((cascade, params)) => {
+                let found = detect(cascade, &gray, params)
+                    .with_context(|| format!("detecting faces in {}", path.display()))?;
+                // The largest, then the topmost, leftmost (as the node).
+                let Some(r) = found
+                    .into_iter()
+                    .filter(|r| r.width > 0 && r.height > 0)
+                    .min_by_key(|r| {
+                        (
+                            std::cmp::Reverse(i64::from(r.width) * i64::from(r.height)),
+                            r.y,
+                            r.x,
+                        )
+                    })
+                else {
+                    return Ok(None);
+                };
+                (
+                    r.x.max(0) as u32,
+                    r.y.max(0) as u32,
+                    r.width as u32,
+                    r.height as u32,
+                )
+            }
+        };
+        if let Some(m) = &self.models {
+            let rect = ocellus_embed::Rect::from_xywh(
+                i64::from(x),
+                i64::from(y),
+                i64::from(w),
+                i64::from(h),
+            );
+            let landmarks = m.landmarks(&image, rect);
+            return Ok(Some(m.chip(&image, &landmarks).to_image()));
+        }
+        if self.detector.is_none() {
+            return Ok(Some(gray));
+        }
+        Ok(Some(crop(&gray, w, h, x, y).with_context(|| {
+            format!("cropping the face of {}", path.display())
+        })?))
     }
 }
 
@@ -153,15 +278,16 @@ fn sorted_entries(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(entries)
 }
 
+/// An image as decoded (colour kept, for resnet's chips).
 fn load_image(path: &Path) -> Result<Image> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let (image, _) = decode(&bytes, &DecodeLimits::default())
         .with_context(|| format!("decoding {}", path.display()))?;
-    Ok(to_gray(&image))
+    Ok(image)
 }
 
 /// Loads DIR/<person>/<file> in training order (see the module docs).
-fn load_people(dir: &Path) -> Result<Faces> {
+fn load_people(loader: &Loader, dir: &Path) -> Result<Faces> {
     let mut faces = Faces::default();
     for (person, path) in sorted_entries(dir)? {
         if !path.is_dir() {
@@ -171,7 +297,7 @@ fn load_people(dir: &Path) -> Result<Faces> {
             if !file.is_file() {
                 continue;
             }
-            faces.push(&file, &person)?;
+            faces.push(loader, &file, &person)?;
         }
     }
     ensure!(
@@ -183,24 +309,25 @@ fn load_people(dir: &Path) -> Result<Faces> {
 }
 
 /// Loads every image under DIR (person folders or loose files), for impostors.
-fn load_any(dir: &Path) -> Result<Faces> {
+fn load_any(loader: &Loader, dir: &Path) -> Result<Faces> {
     let mut faces = Faces::default();
     for (name, path) in sorted_entries(dir)? {
         if path.is_dir() {
             for (_, file) in sorted_entries(&path)? {
                 if file.is_file() {
-                    faces.push(&file, &name)?;
+                    faces.push(loader, &file, &name)?;
                 }
             }
         } else if path.is_file() {
-            faces.push(&path, "")?;
+            faces.push(loader, &path, "")?;
         }
     }
     ensure!(!faces.faces.is_empty(), "no images in {}", dir.display());
     Ok(faces)
 }
 
-/// Resizes to `size` when given, else checks that all faces share one size.
+/// Resizes to `size` when given, else checks that all faces share one size
+/// (resnet's chips always do).
 fn normalise_sizes(sets: &mut [&mut Faces], size: Option<(u32, u32)>) -> Result<()> {
     if let Some((w, h)) = size {
         for f in sets.iter_mut().flat_map(|s| s.faces.iter_mut()) {
@@ -227,7 +354,19 @@ fn normalise_sizes(sets: &mut [&mut Faces], size: Option<(u32, u32)>) -> Result<
 
 /// Checks the recognizer options, then returns what makes a fresh
 /// recognizer for each training run.
-fn recognizer_factory(args: &EvalArgs) -> Result<impl Fn() -> Box<dyn Recognizer> + '_> {
+fn recognizer_factory<'a>(
+    args: &'a EvalArgs,
+    loader: &Loader,
+) -> Result<impl Fn() -> Box<dyn Recognizer> + 'a> {
+    // One prototype whose siblings share the descriptors computed so far:
+    // each face goes through the network once, whatever the protocol.
+    let resnet = loader.models.clone().map(Resnet::new);
+    if resnet.is_some() {
+        ensure!(
+            args.components.is_none() && args.size.is_none(),
+            "--components and --size do not apply to resnet (its faces are 150x150 chips)"
+        );
+    }
     let params = LbphParams {
         radius: args.radius,
         neighbors: args.neighbors,
@@ -242,10 +381,11 @@ fn recognizer_factory(args: &EvalArgs) -> Result<impl Fn() -> Box<dyn Recognizer
         params.validate()?;
     }
     Ok(move || {
-        let mut rec: Box<dyn Recognizer> = match args.algorithm {
-            Algorithm::Eigen => Box::new(EigenFaces::new(args.components.unwrap_or(0))),
-            Algorithm::Fisher => Box::new(FisherFaces::new(args.components.unwrap_or(0))),
-            Algorithm::Lbph => Box::new(Lbph::new(params)),
+        let mut rec: Box<dyn Recognizer> = match (&resnet, args.algorithm) {
+            (Some(r), _) => Box::new(r.sibling()),
+            (None, Algorithm::Eigen) => Box::new(EigenFaces::new(args.components.unwrap_or(0))),
+            (None, Algorithm::Fisher) => Box::new(FisherFaces::new(args.components.unwrap_or(0))),
+            (None, _) => Box::new(Lbph::new(params)),
         };
         if let Some(t) = args.threshold {
             rec.set_threshold(t);
@@ -280,35 +420,53 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         args.far > 0.0 && args.far < 1.0,
         "--far must be between 0 and 1"
     );
+    let loader = Loader::new(&args)?;
     let mut impostors = match &args.impostors {
-        Some(dir) => load_any(dir)?,
+        Some(dir) => load_any(&loader, dir)?,
         None => Faces::default(),
     };
+    // Cropped photo faces come in every size: the node's face size unless
+    // told otherwise.
+    let size = match (args.size, args.photos && loader.models.is_none()) {
+        (None, true) => Some(DEFAULT_FACE_SIZE),
+        (size, _) => size,
+    };
 
-    // The test faces' files (the data's for folds), for the output.
-    let (evaluation, files) = if let (Some(train_dir), Some(test_dir)) = (&args.train, &args.test) {
-        let mut train = load_people(train_dir)?;
-        let mut test = load_people(test_dir)?;
-        normalise_sizes(&mut [&mut train, &mut test, &mut impostors], args.size)?;
-        let make = recognizer_factory(&args)?;
+    // The test faces' files (the data's for folds), for the output, and the
+    // photos without a face.
+    let (evaluation, files, no_face) = if let (Some(train_dir), Some(test_dir)) =
+        (&args.train, &args.test)
+    {
+        let mut train = load_people(&loader, train_dir)?;
+        let mut test = load_people(&loader, test_dir)?;
+        normalise_sizes(&mut [&mut train, &mut test, &mut impostors], size)?;
+        let make = recognizer_factory(&args, &loader)?;
         let protocol = Protocol::Split {
             train: &train.faces,
             test: &test.faces,
         };
         let evaluation = evaluate(protocol, make).map_err(|e| eval_error(e, &test.files))?;
-        (evaluation, test.files)
-    } else if let (Some(data_dir), Some(k)) = (&args.data, args.folds) {
-        let mut data = load_people(data_dir)?;
-        normalise_sizes(&mut [&mut data, &mut impostors], args.size)?;
-        let make = recognizer_factory(&args)?;
-        let protocol = Protocol::Folds {
-            data: &data.faces,
-            k,
+        let mut no_face = train.no_face;
+        no_face.extend(test.no_face);
+        (evaluation, test.files, no_face)
+    } else if let Some(data_dir) = &args.data {
+        let mut data = load_people(&loader, data_dir)?;
+        normalise_sizes(&mut [&mut data, &mut impostors], size)?;
+        let make = recognizer_factory(&args, &loader)?;
+        let protocol = match args.folds {
+            Some(k) => Protocol::Folds {
+                data: &data.faces,
+                k,
+            },
+            None if args.leave_one_out => Protocol::LeaveOneOut { data: &data.faces },
+            None => bail!("--data needs --folds K or --leave-one-out"),
         };
         let evaluation = evaluate(protocol, make).map_err(|e| eval_error(e, &data.files))?;
-        (evaluation, data.files)
+        (evaluation, data.files, data.no_face)
     } else {
-        bail!("give either --train DIR --test DIR, or --data DIR --folds K");
+        bail!(
+            "give either --train DIR --test DIR, or --data DIR with --folds K or --leave-one-out"
+        );
     };
 
     if let (Some(path), Some(model)) = (&args.save_model, &evaluation.model) {
@@ -348,6 +506,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             "accuracy": accuracy,
             "threshold": json_number(threshold),
             "unknown": unknown,
+            "no_face": no_face,
             "predictions": evaluation.outcomes.iter().map(|o| {
                 let mut p = json!({
                     "file": files[o.index],
@@ -395,6 +554,13 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             "{}: trained on {train_count}, tested {tests}: accuracy {accuracy:.4} ({correct}/{tests}), unknown {unknown}, threshold {threshold}",
             args.algorithm,
         );
+        if !no_face.is_empty() {
+            println!(
+                "{} photos without a face, skipped: {}",
+                no_face.len(),
+                no_face.join(", ")
+            );
+        }
         if let Some(k) = args.folds {
             println!(
                 "{k} folds, accuracy per fold: {fold_accuracy:.4?}, mean {:.4}",

@@ -23,9 +23,14 @@ use crate::remote::{ServerArg, each_file, image_error};
 pub struct RecognizeArgs {
     #[command(flatten)]
     pub node: ServerArg,
-    /// eigen, fisher or lbph (default: the node's, see docs/recognition.md).
-    #[arg(long, value_parser = ["eigen", "fisher", "lbph"])]
+    /// eigen, fisher, lbph or resnet (default: the node's, see
+    /// docs/recognition.md).
+    #[arg(long, value_parser = ["eigen", "fisher", "lbph", "resnet"])]
     pub algorithm: Option<String>,
+    /// resnet: the largest descriptor distance at which a face is named
+    /// (default: the node's --tolerance, 0.6).
+    #[arg(long)]
+    pub tolerance: Option<f64>,
     /// Write a copy of each photo with the faces boxed (green: identified,
     /// red: not) into this folder.
     #[arg(long, value_name = "OUTDIR")]
@@ -51,6 +56,7 @@ struct Report<'a> {
 pub fn run(args: RecognizeArgs) -> anyhow::Result<ExitCode> {
     let header = to_header(&RecognizeRequest {
         algorithm: args.algorithm.clone(),
+        tolerance: args.tolerance,
         overrides: DetectOverrides::default(),
         crops: None,
     });
@@ -103,12 +109,16 @@ fn show(
             let id = &face.identity;
             match &id.name {
                 Some(name) => println!(
-                    "{shown}: Recognized: {name} (distance {:.1}, {}) at {at}",
-                    id.distance, id.algorithm
+                    "{shown}: Recognized: {name} (distance {}, {}{}) at {at}",
+                    distance(id.distance, &id.algorithm),
+                    id.algorithm,
+                    runner_up(id)
                 ),
                 None => println!(
-                    "{shown}: Not identified (nearest distance {:.1}, {}) at {at}",
-                    id.distance, id.algorithm
+                    "{shown}: Not identified (nearest distance {}, {}{}) at {at}",
+                    distance(id.distance, &id.algorithm),
+                    id.algorithm,
+                    runner_up(id)
                 ),
             }
         }
@@ -132,4 +142,22 @@ fn show(
         annotate::write_annotated_bytes(dir, file, bytes, &boxes)?;
     }
     Ok(())
+}
+
+/// A distance as people read it: resnet's are about 0.3-1.0, the others'
+/// tens or thousands.
+fn distance(d: f64, algorithm: &str) -> String {
+    if algorithm == "resnet" {
+        format!("{d:.3}")
+    } else {
+        format!("{d:.1}")
+    }
+}
+
+/// ", runner-up Bob at 0.812" when the answer names one.
+fn runner_up(id: &ocellus_protocol::face::Identity) -> String {
+    match (&id.runner_up, id.runner_up_distance) {
+        (Some(name), Some(d)) => format!("; runner-up {name} at {d:.3}"),
+        _ => String::new(),
+    }
 }

@@ -16,6 +16,7 @@ use ocellus_protocol::{Role, RoleSet};
 use ocellus_recognize::Algorithm;
 
 use crate::cascades;
+use crate::models;
 
 /// The detection role's default cascade: on the people and no-face photos
 /// of the test data it finds exactly one face in 89 of 91 portraits and no
@@ -59,10 +60,25 @@ pub struct ServeArgs {
     /// Detection: smallest face, in pixels.
     #[arg(long, default_value_t = 30)]
     pub min_size: u32,
-    /// Recognition algorithm when a request names none: eigen, fisher or
-    /// lbph (docs/recognition.md says why lbph).
-    #[arg(long, default_value = "lbph", value_parser = ["eigen", "fisher", "lbph"])]
-    pub algorithm: String,
+    /// Recognition algorithm when a request names none: eigen, fisher,
+    /// lbph or resnet (default: resnet when its model files are installed,
+    /// else lbph; docs/recognition.md).
+    #[arg(long, value_parser = ["eigen", "fisher", "lbph", "resnet"])]
+    pub algorithm: Option<String>,
+    /// Folder holding the resnet model files (default: $OCELLUS_MODEL_DIR,
+    /// <data-dir>/models, ~/.local/share/ocellus/models,
+    /// /usr/local/share/ocellus/models; scripts/setup installs them).
+    #[arg(long, value_name = "DIR")]
+    pub models: Option<PathBuf>,
+    /// Do not load the resnet model files even if installed: lbph is the
+    /// default, and faces are stored without descriptors (a node with the
+    /// files computes them when it opens the store).
+    #[arg(long, conflicts_with = "models")]
+    pub without_models: bool,
+    /// resnet: the largest descriptor distance at which a face is named
+    /// (dlib's 0.6); requests may set their own `tolerance`.
+    #[arg(long, default_value_t = ocellus_recognize::resnet::DEFAULT_TOLERANCE)]
+    pub tolerance: f64,
     /// Largest frame accepted, in bytes.
     #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
     pub max_frame: usize,
@@ -104,6 +120,12 @@ pub struct ServeArgs {
 
 /// Runs the node until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let face = FaceModelArgs {
+        models: args.models.clone(),
+        without_models: args.without_models,
+        algorithm: args.algorithm.clone(),
+        tolerance: args.tolerance,
+    };
     let roles = RoleSet::parse(&args.roles).map_err(anyhow::Error::msg)?;
     let mut config = NodeConfig {
         queue_capacity: args.queue_capacity.max(1),
@@ -117,7 +139,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     config.frame_limits.max_frame = args.max_frame;
     config.decode_limits.max_pixels = args.max_pixels;
-    config.default_algorithm = Algorithm::from_name(&args.algorithm).unwrap_or(Algorithm::Lbph);
     if args.recognizer.is_some() && !roles.contains(Role::Detect) {
         bail!("--recognizer is for a node with the detect role");
     }
@@ -162,6 +183,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(data_dir = %dir.display(), "face store");
         config.data_dir = Some(dir);
     }
+    if roles.contains(Role::Detect) || roles.contains(Role::Recognize) {
+        face_models(&face, &mut config)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -178,6 +202,55 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         node.run(shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Loads the resnet model files if installed, and sets the default
+/// algorithm: the one asked for, else resnet with the files, lbph without.
+/// What `face_models` reads of the arguments.
+struct FaceModelArgs {
+    models: Option<PathBuf>,
+    without_models: bool,
+    algorithm: Option<String>,
+    tolerance: f64,
+}
+
+fn face_models(args: &FaceModelArgs, config: &mut NodeConfig) -> anyhow::Result<()> {
+    use ocellus_recognize::resnet::MAX_TOLERANCE;
+    if !(0.0..=MAX_TOLERANCE).contains(&args.tolerance) {
+        bail!("--tolerance must be between 0 and {MAX_TOLERANCE}");
+    }
+    config.tolerance = args.tolerance;
+    let data_dir = match &config.data_dir {
+        Some(d) => Some(d.clone()),
+        None => default_data_dir().ok(),
+    };
+    let asked = args.algorithm.as_deref().and_then(Algorithm::from_name);
+    if args.without_models {
+        if asked == Some(Algorithm::Resnet) {
+            bail!("--algorithm resnet needs the model files (drop --without-models)");
+        }
+        config.default_algorithm = asked.unwrap_or(Algorithm::Lbph);
+        return Ok(());
+    }
+    let found = models::discover(args.models.as_deref(), data_dir.as_deref())?;
+    config.default_algorithm = match (&found, asked) {
+        (_, Some(a)) if a != Algorithm::Resnet => a,
+        (Some(_), _) => Algorithm::Resnet,
+        (None, Some(_)) => bail!(
+            "--algorithm resnet: {}",
+            models::not_found(&models::search_dirs(None, data_dir.as_deref()))
+        ),
+        (None, None) => {
+            tracing::warn!(
+                "{}; recognizing with lbph until then",
+                models::not_found(&models::search_dirs(None, data_dir.as_deref()))
+            );
+            Algorithm::Lbph
+        }
+    };
+    tracing::info!(algorithm = %config.default_algorithm, "default recognition algorithm");
+    config.models = found.map(|(_, m)| Arc::new(m));
+    Ok(())
 }
 
 /// The platform data folder (XDG base directory rules). Written here
