@@ -1,9 +1,9 @@
 //! Shared test support: the model files and the dlib oracle.
 //!
-//! Model files follow the `ocellus_testdata::data_dir` rule: the
-//! environment variable `OCELLUS_MODEL_DIR`, else
-//! `~/.local/share/ocellus/models`; absent outside CI, the test is skipped
-//! with a printed reason; under `CI=true` a missing file is a failure.
+//! Model files are found by `ocellus_testdata::model_dir`: the environment
+//! variable `OCELLUS_MODEL_DIR`, else `~/.local/share/ocellus/models`;
+//! absent outside CI, the test is skipped with a printed reason; under
+//! `CI=true` a missing file is a failure.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -18,35 +18,10 @@ pub const RESNET: &str = "dlib_face_recognition_resnet_model_v1.dat";
 /// The 5-point shape predictor's file name.
 pub const SHAPE: &str = "shape_predictor_5_face_landmarks.dat";
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
 /// The folder that holds both model files, or `None` (with a message) when
-/// they are absent outside CI.
+/// they are absent outside CI: `ocellus_testdata`'s one rule.
 pub fn model_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("OCELLUS_MODEL_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/ocellus/models"))
-        });
-    if let Some(d) = &dir
-        && d.join(RESNET).is_file()
-        && d.join(SHAPE).is_file()
-    {
-        return dir;
-    }
-    let msg = format!(
-        "dlib model files not found in {} (run scripts/setup or set OCELLUS_MODEL_DIR)",
-        dir.as_deref()
-            .unwrap_or(Path::new("$HOME/.local/share/ocellus/models"))
-            .display()
-    );
-    if in_ci() {
-        panic!("{msg}; under CI=true the model files are required");
-    }
-    eprintln!("skipping: {msg}");
-    None
+    ocellus_testdata::model_dir()
 }
 
 /// Reads one model file (after [`model_dir`] found it).

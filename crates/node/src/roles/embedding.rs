@@ -66,8 +66,19 @@ pub(crate) fn embed(
     })
 }
 
+/// Chip and descriptor of a face crop, its whole area taken as the box
+/// (no photo at hand: see the module doc).
+pub(crate) fn embed_crop(models: &FaceModels, crop: &Image) -> Result<Embedding, ErrorEvent> {
+    embed(models, crop, &whole(crop))
+}
+
+/// The descriptor of a face crop, its whole area taken as the box.
+pub(crate) fn crop_descriptor(models: &FaceModels, crop: &Image) -> Descriptor {
+    descriptor(models, crop, &whole(crop))
+}
+
 /// The whole of a face crop as its box.
-pub(crate) fn whole(crop: &Image) -> FaceBox {
+fn whole(crop: &Image) -> FaceBox {
     FaceBox {
         x: 0,
         y: 0,

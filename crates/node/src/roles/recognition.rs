@@ -314,7 +314,7 @@ impl RecognitionService {
                 let embedding = match (&crop.embedding, &self.settings.models) {
                     (Some(e), _) => Some(e.clone()),
                     (None, Some(models)) => Some(
-                        embedding::embed(models, &crop.gray, &embedding::whole(&crop.gray))
+                        embedding::embed_crop(models, &crop.gray)
                             .map_err(|e| RecognitionError::Internal(e.message))?,
                     ),
                     (None, None) => None,
@@ -404,7 +404,7 @@ impl RecognitionService {
                 .ok_or_else(|| RecognitionError::ModelUnavailable(INSTALL_HINT.into()))?;
             let descriptors: Vec<Descriptor> = crops
                 .iter()
-                .map(|c| embedding::descriptor(models, c, &embedding::whole(c)))
+                .map(|c| embedding::crop_descriptor(models, c))
                 .collect();
             return self.recognize_descriptors(&descriptors, None);
         }
@@ -657,7 +657,7 @@ fn compute_missing_descriptors(
     let started = Instant::now();
     let (images, _) = training_set(&missing)?;
     for (face, image) in missing.iter().zip(&images) {
-        let e = embedding::embed(models, image, &embedding::whole(image))
+        let e = embedding::embed_crop(models, image)
             .map_err(|e| RecognitionError::Internal(e.message))?;
         store.set_embedding(face.id, &e).map_err(store_error)?;
     }
