@@ -60,6 +60,12 @@ pub enum ErrorCode {
     Timeout,
     /// A bug.
     Internal,
+    /// The node needs a key and the connection has not authenticated (or
+    /// its key was revoked, or AUTH was given a wrong key).
+    Unauthorized,
+    /// The connection's key does not allow this operation, or a client
+    /// used a form only peers may send.
+    Forbidden,
     /// A code this version does not know (sent by a newer node). Never
     /// sent by this version.
     #[serde(other)]
@@ -68,7 +74,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code this version sends, in the order of `docs/PROTOCOL.md`.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::MalformedFrame,
         ErrorCode::FrameTooLarge,
         ErrorCode::HeaderTooLarge,
@@ -93,6 +99,8 @@ impl ErrorCode {
         ErrorCode::PeerUnavailable,
         ErrorCode::Timeout,
         ErrorCode::Internal,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
     ];
 
     /// The code on the wire.
@@ -122,6 +130,8 @@ impl ErrorCode {
             ErrorCode::PeerUnavailable => "peer_unavailable",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Internal => "internal",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::Unknown => "unknown",
         }
     }

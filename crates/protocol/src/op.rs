@@ -19,6 +19,8 @@ pub enum Op {
     People = 6,
     /// Remove a person: their faces and their influence on the models.
     RemovePerson = 7,
+    /// Present a key (or, between nodes, a proof of the cluster secret).
+    Auth = 8,
     /// A job entered the queue.
     Accepted = 64,
     /// A queued job's position changed, or a heartbeat while it waits.
@@ -49,6 +51,7 @@ impl Op {
             5 => Op::Status,
             6 => Op::People,
             7 => Op::RemovePerson,
+            8 => Op::Auth,
             64 => Op::Accepted,
             65 => Op::Position,
             66 => Op::Started,
