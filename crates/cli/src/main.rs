@@ -12,6 +12,7 @@ mod cascades;
 mod commands;
 mod models;
 mod output;
+mod paths;
 mod remote;
 
 use std::process::ExitCode;
@@ -44,6 +45,8 @@ enum Command {
     Recognize(commands::recognize::RecognizeArgs),
     /// List or remove the people enrolled on a node.
     People(commands::people::PeopleArgs),
+    /// Manage the API keys a node accepts (add, list, revoke).
+    Keys(commands::keys::KeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Enroll(args) => commands::enroll::run(args),
         Command::Recognize(args) => commands::recognize::run(args),
         Command::People(args) => commands::people::run(args),
+        Command::Keys(args) => commands::keys::run(args),
     };
     match result {
         Ok(code) => code,

@@ -45,6 +45,14 @@ impl Incoming {
     pub fn has_crops(&self) -> bool {
         self.header.contains_key(field::CROPS)
     }
+
+    /// Whether it uses a form only peers may send: crops (with their
+    /// descriptors), `via` or `max_wait_s`.
+    pub fn is_peer_form(&self) -> bool {
+        [field::CROPS, field::VIA, field::MAX_WAIT_S]
+            .iter()
+            .any(|f| self.header.contains_key(*f))
+    }
 }
 
 /// Something a waiting or running job is told.

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ocellus_auth::ClusterSecret;
 use ocellus_codec::DecodeLimits;
 use ocellus_embed::FaceModels;
 use ocellus_protocol::FrameLimits;
@@ -64,6 +65,14 @@ pub struct NodeConfig {
     pub models: Option<Arc<FaceModels>>,
     /// Peer-to-peer mesh membership; `None`: a standalone node.
     pub mesh: Option<MeshSettings>,
+    /// The keys file: with one, clients must AUTH with a key whose scopes
+    /// cover what they ask (`docs/security.md`); without, clients are
+    /// trusted.
+    pub keys: Option<PathBuf>,
+    /// The cluster secret: with one, only nodes that prove they hold it
+    /// may send the peer-only request forms, and links to peers prove it
+    /// before sending anything.
+    pub cluster_secret: Option<ClusterSecret>,
 }
 
 impl NodeConfig {
@@ -92,6 +101,8 @@ impl NodeConfig {
             tolerance: ocellus_recognize::resnet::DEFAULT_TOLERANCE,
             models: None,
             mesh: Some(MeshSettings::default()),
+            keys: None,
+            cluster_secret: None,
         }
     }
 }

@@ -20,6 +20,9 @@ pub enum NodeError {
     /// The face store could not be opened.
     #[error("{0}")]
     Store(String),
+    /// The keys file could not be loaded.
+    #[error(transparent)]
+    Keys(#[from] crate::access::keyring::KeysError),
     /// The mesh could not start.
     #[error(transparent)]
     Mesh(#[from] MeshError),

@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+mod access;
 mod call;
 mod config;
 mod error;

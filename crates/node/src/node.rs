@@ -73,7 +73,15 @@ impl Node {
     /// role), binds the listening socket and joins the mesh. Must be
     /// called within a tokio runtime.
     pub async fn bind(config: NodeConfig) -> Result<Node, NodeError> {
-        let roles = open_roles(&config)?;
+        let node_id = new_node_id();
+        let prover = config.cluster_secret.clone().map(|secret| {
+            Arc::new(crate::access::peer::PeerProver {
+                secret,
+                node_id: node_id.clone(),
+                failures: Default::default(),
+            })
+        });
+        let roles = open_roles(&config, prover.clone())?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -81,7 +89,21 @@ impl Node {
                     addr: config.listen,
                     source,
                 })?;
-        let node_id = new_node_id();
+        let keys = match &config.keys {
+            Some(path) => Some(Arc::new(crate::access::keyring::LiveKeyring::load(path)?)),
+            None => None,
+        };
+        match &keys {
+            Some(k) => {
+                info!(file = %k.path().display(), keys = k.current().entries().len(), "clients need a key (AUTH)")
+            }
+            None => tracing::warn!(
+                "no keys file: every client that reaches this node may do everything"
+            ),
+        }
+        let mut access = crate::access::Access::new(keys, config.cluster_secret.clone());
+        access.prover = prover.clone();
+        let access = Arc::new(access);
         let mesh = match &config.mesh {
             Some(settings) => Some(Arc::new(
                 Mesh::start(
@@ -95,6 +117,9 @@ impl Node {
             )),
             None => None,
         };
+        if let (Some(mesh), Some(prover)) = (&mesh, &prover) {
+            mesh.connections.set_prover(prover.clone());
+        }
         let state = Arc::new(State {
             queue: Arc::new(JobQueue::new(config.queue_capacity, config.workers)),
             roles: Arc::new(roles),
@@ -103,6 +128,7 @@ impl Node {
             mesh,
             started: Instant::now(),
             outstanding: Arc::new(Outstanding::default()),
+            access,
         });
         Ok(Node { listener, state })
     }
@@ -160,6 +186,7 @@ impl Node {
                 }
             })
         };
+        let keys_watch = state.access.keys.clone().map(|k| tokio::spawn(k.watch()));
         let gossip = state.mesh.clone().map(|mesh| {
             let state = state.clone();
             tokio::spawn(async move { mesh.keep_in_touch(|| state.queue.stats()).await })
@@ -182,6 +209,9 @@ impl Node {
             hand_over_or_refuse(&state, job);
         }
         heartbeat.abort();
+        if let Some(w) = keys_watch {
+            w.abort();
+        }
         let joined = tokio::task::spawn_blocking(move || {
             for w in workers {
                 let _ = w.join();
@@ -212,7 +242,10 @@ impl Node {
 
 /// Opens what the configured roles need: the face store for the
 /// recognition role, the link for the detection role; refuses half a role.
-fn open_roles(config: &NodeConfig) -> Result<Roles, NodeError> {
+fn open_roles(
+    config: &NodeConfig,
+    prover: Option<Arc<crate::access::peer::PeerProver>>,
+) -> Result<Roles, NodeError> {
     let roles = config.roles;
     let recognition = if roles.contains(Role::Recognize) {
         let dir = config
@@ -238,6 +271,7 @@ fn open_roles(config: &NodeConfig) -> Result<Roles, NodeError> {
     let link = match (&config.recognizer_addr, &recognition) {
         (Some(addr), _) => Some(RecognizerLink::Remote(Arc::new(RemoteRecognizer::new(
             addr.clone(),
+            prover,
         )))),
         (None, Some(service)) => Some(RecognizerLink::Local(service.clone())),
         (None, None) if detect => {

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::access::Access;
 use crate::call::Outstanding;
 use crate::config::NodeConfig;
 use crate::exec::{JobQueue, Task};
@@ -25,6 +26,8 @@ pub(crate) struct State {
     /// Membership of the peer-to-peer mesh, when the node takes part.
     pub mesh: Option<Arc<Mesh>>,
     pub started: Instant,
+    /// Keys, cluster secret, failure counters.
+    pub access: Arc<Access>,
     /// Requests not yet answered on the wire (shutdown waits for them).
     pub outstanding: Arc<Outstanding>,
 }

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
 mod error;
 pub mod face;
 pub mod field;

@@ -32,6 +32,17 @@ pub struct StatusReport {
     /// Jobs this node handed to peers (each attempt counts).
     #[serde(default)]
     pub jobs_forwarded: u64,
+    /// Whether clients must AUTH with a key.
+    #[serde(default)]
+    pub keys_required: bool,
+    /// AUTH with a key the node does not accept.
+    #[serde(default)]
+    pub key_auth_failures: u64,
+    /// Peer proofs that failed, both ways: nodes that could not prove the
+    /// cluster secret to this one, and nodes this one would not trust.
+    /// Such nodes are counted here, never listed as peers.
+    #[serde(default)]
+    pub peer_auth_failures: u64,
     /// The other nodes of the mesh, alive or recently dead.
     #[serde(default)]
     pub peers: Vec<PeerStatus>,

@@ -91,6 +91,13 @@ impl Store {
             .execute([id])?;
         bump_generation(&transaction)?;
         transaction.commit()?;
+        // Copy the zeroed pages into the database and empty the WAL, so
+        // that the faces' old pages do not survive there either. Best
+        // effort: a reader holding an old snapshot keeps the WAL until it
+        // is done, and the next checkpoint finishes the job.
+        let _ = self
+            .connection
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         let faces = u64::try_from(faces)
             .map_err(|_| StoreError::Corrupt(format!("negative face count {faces}")))?;
         Ok(Some(faces))
@@ -153,6 +160,32 @@ mod tests {
             width: 1,
             height: 1,
             embedding: None,
+        }
+    }
+
+    #[test]
+    fn a_removed_persons_faces_leave_the_file_and_the_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        // A marker no SQLite page would hold by chance.
+        let marker: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(37) ^ 0xA5).collect();
+        let mut f = face(9);
+        f.png.extend_from_slice(&marker);
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            store.add_faces("gone", &[f]).unwrap();
+            store.add_faces("kept", &[face(1)]).unwrap();
+            let contains = |needle: &[u8]| {
+                std::fs::read_dir(dir.path()).unwrap().any(|e| {
+                    let bytes = std::fs::read(e.unwrap().path()).unwrap_or_default();
+                    bytes.windows(needle.len()).any(|w| w == needle)
+                })
+            };
+            assert!(contains(&marker), "the marker is stored before removal");
+            assert_eq!(store.remove_person("gone").unwrap(), Some(1));
+            assert!(
+                !contains(&marker),
+                "the removed face's bytes remain on disk"
+            );
         }
     }
 

@@ -106,6 +106,11 @@ pub(crate) fn prepare(connection: &mut Connection, path: &Path) -> Result<(), St
     connection.pragma_update(None, "synchronous", "FULL")?;
     // Removing a person removes their faces through ON DELETE CASCADE.
     connection.pragma_update(None, "foreign_keys", true)?;
+    // Faces are biometric data: a removed face's crop, chip and descriptor
+    // are overwritten with zeros in the file, not merely unlinked. Until
+    // the WAL is checkpointed, older copies of those pages stay in the
+    // `-wal` file; `remove_person` checkpoints it right after the delete.
+    connection.pragma_update(None, "secure_delete", true)?;
 
     migrate(connection)
 }

@@ -17,6 +17,7 @@ use ocellus_recognize::Algorithm;
 
 use crate::cascades;
 use crate::models;
+use crate::paths;
 
 /// The detection role's default cascade: on the people and no-face photos
 /// of the test data it finds exactly one face in 89 of 91 portraits and no
@@ -116,6 +117,72 @@ pub struct ServeArgs {
     /// a peer can take), never (only operations this node has no role for).
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
     pub forwarding: String,
+    /// The keys file clients' keys are checked against (default:
+    /// <data-dir>/keys.toml when it exists). With keys, every request needs
+    /// AUTH with a key whose scopes cover it; the file is re-read when it
+    /// changes and on SIGHUP. Make keys with `ocellus keys add`.
+    #[arg(long, value_name = "FILE")]
+    pub keys: Option<PathBuf>,
+    /// Run without keys on an address other than loopback: anyone who can
+    /// reach the port may filter, read and change the enrolled faces.
+    #[arg(long)]
+    pub insecure: bool,
+    /// The cluster secret (a file made with `ocellus mesh secret`): links
+    /// to peers and to the recognition node prove it, and only nodes that
+    /// prove it may send the node-to-node request forms.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+}
+
+/// The keys file `serve` uses, if any; refuses to run an open node on an
+/// address others can reach unless told to.
+fn keys_for(args: &ServeArgs) -> anyhow::Result<Option<PathBuf>> {
+    let keys = match &args.keys {
+        Some(path) => {
+            if !path.exists() {
+                bail!(
+                    "the keys file {} does not exist (make a key with `ocellus keys add NAME --scopes admin --keys {}`)",
+                    path.display(),
+                    path.display()
+                );
+            }
+            Some(path.clone())
+        }
+        None => paths::keys_file(None, args.data_dir.as_deref())
+            .ok()
+            .filter(|p| p.exists()),
+    };
+    if keys.is_none() {
+        let ip = args.listen.ip();
+        let where_ = paths::keys_file(None, args.data_dir.as_deref()).map_or_else(
+            |_| "<data-dir>/keys.toml".to_string(),
+            |p| p.display().to_string(),
+        );
+        if ip.is_loopback() {
+            tracing::info!(
+                "no keys file ({where_}): the node is open to every local user; only this machine can reach {ip}"
+            );
+        } else if args.insecure {
+            tracing::warn!(
+                "--insecure: no keys on {ip}; anyone who reaches the port may filter, read and change the enrolled faces"
+            );
+        } else {
+            bail!(
+                "refusing to listen on {ip} without keys: anyone who reaches the port could read and change the enrolled faces.\n\
+                 Make a key first:  ocellus keys add NAME --scopes admin   (written to {where_}; or --keys FILE)\n\
+                 or listen on 127.0.0.1, or pass --insecure to run open anyway"
+            );
+        }
+    }
+    Ok(keys)
+}
+
+/// Reads the cluster secret file.
+fn secret_from(path: &std::path::Path) -> anyhow::Result<ocellus_auth::ClusterSecret> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the cluster secret file {}", path.display()))?;
+    ocellus_auth::ClusterSecret::parse(&text)
+        .with_context(|| format!("the cluster secret file {}", path.display()))
 }
 
 /// Runs the node until SIGINT or SIGTERM.
@@ -129,7 +196,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let roles = RoleSet::parse(&args.roles).map_err(anyhow::Error::msg)?;
     let mut config = NodeConfig {
         queue_capacity: args.queue_capacity.max(1),
-        data_dir: args.data_dir,
+        data_dir: args.data_dir.clone(),
         idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
         frame_timeout: Duration::from_secs(args.frame_timeout.max(1)),
         ..NodeConfig::new(args.listen, roles)
@@ -145,7 +212,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if args.recognizer.is_some() && roles.contains(Role::Recognize) {
         bail!("--recognizer sends faces elsewhere: drop the recognize role (--roles detect)");
     }
-    config.recognizer_addr = args.recognizer;
+    config.recognizer_addr = args.recognizer.clone();
+    config.keys = keys_for(&args)?;
+    config.cluster_secret = match &args.cluster_secret_file {
+        Some(path) => Some(secret_from(path)?),
+        None => None,
+    };
     config.mesh = Some(MeshSettings {
         gossip: args.gossip,
         advertise: args.advertise,
@@ -177,7 +249,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if roles.contains(Role::Recognize) {
         let dir = match config.data_dir.take() {
             Some(dir) => dir,
-            None => default_data_dir()?,
+            None => paths::default_data_dir()?,
         };
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         tracing::info!(data_dir = %dir.display(), "face store");
@@ -222,7 +294,7 @@ fn face_models(args: &FaceModelArgs, config: &mut NodeConfig) -> anyhow::Result<
     config.tolerance = args.tolerance;
     let data_dir = match &config.data_dir {
         Some(d) => Some(d.clone()),
-        None => default_data_dir().ok(),
+        None => paths::default_data_dir().ok(),
     };
     let asked = args.algorithm.as_deref().and_then(Algorithm::from_name);
     if args.without_models {
@@ -251,18 +323,6 @@ fn face_models(args: &FaceModelArgs, config: &mut NodeConfig) -> anyhow::Result<
     tracing::info!(algorithm = %config.default_algorithm, "default recognition algorithm");
     config.models = found.map(|(_, m)| Arc::new(m));
     Ok(())
-}
-
-/// The platform data folder (XDG base directory rules). Written here
-/// rather than with a crate: two environment variables are all it takes.
-fn default_data_dir() -> anyhow::Result<PathBuf> {
-    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(xdg).join("ocellus"));
-    }
-    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        Some(home) => Ok(PathBuf::from(home).join(".local/share/ocellus")),
-        None => bail!("no data folder: set --data-dir (neither XDG_DATA_HOME nor HOME is set)"),
-    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use ocellus_client::{Client, ClientError};
 
+use crate::access::peer::PeerProver;
+
 /// How long opening a connection to a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -17,9 +19,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Default)]
 pub(crate) struct PeerConnections {
     pool: tokio::sync::Mutex<HashMap<String, Arc<Client>>>,
+    /// With a cluster secret: the proof each new connection starts with
+    /// (set once, when the node starts).
+    prover: std::sync::OnceLock<Arc<PeerProver>>,
 }
 
 impl PeerConnections {
+    /// Makes every new connection prove this node's membership first.
+    pub fn set_prover(&self, prover: Arc<PeerProver>) {
+        let _ = self.prover.set(prover);
+    }
+
     /// A connection to the peer at `addr`: the open one, or a new one.
     pub async fn get(&self, addr: &str) -> Result<Arc<Client>, ClientError> {
         let mut pool = self.pool.lock().await;
@@ -35,6 +45,13 @@ impl PeerConnections {
                 });
             }
         };
+        if let Some(prover) = self.prover.get() {
+            // A peer that cannot prove it holds the secret gets nothing.
+            prover
+                .prove(&client)
+                .await
+                .map_err(|e| ClientError::Unexpected(format!("peer {addr}: {e}")))?;
+        }
         pool.insert(addr.to_string(), client.clone());
         Ok(client)
     }

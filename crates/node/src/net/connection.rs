@@ -6,12 +6,17 @@
 //! is not already in flight here. Everything else is
 //! [`crate::request::handle`]'s.
 //!
+//! Who may send what is [`crate::access`]'s: the reader answers AUTH,
+//! keeps the connection's session, and asks [`crate::access::rules`]
+//! about every other request before it goes further.
+//!
 //! Two clocks: a frame whose first byte has arrived must be complete within
 //! `frame_timeout` (however slowly the bytes trickle in: slow-loris
 //! clients), and a connection with nothing in flight must not stay silent
 //! longer than `idle_timeout` after its last request was answered.
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -25,12 +30,15 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tracing::{debug, warn};
 
 use super::writer::{Outgoing, PROGRESS_ROOM, ProgressSink, TcpAnswer, write_loop};
-use crate::call::{Caller, Incoming, Responder, error};
+use crate::access::audit::{AuditLine, Audited};
+use crate::access::{Session, auth, rules};
+use crate::call::{Answer, Caller, Incoming, Responder, error};
 use crate::state::State;
 
 /// Serves one connection until the client leaves or is closed.
 pub(crate) async fn serve(stream: TcpStream, state: Arc<State>) {
     let peer = stream.peer_addr().ok();
+    let peer_addr = peer;
     let _ = stream.set_nodelay(true);
     let (mut reader, writer) = stream.into_split();
     let cfg = &state.config;
@@ -49,6 +57,8 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<State>) {
         },
         in_flight: Arc::new(Mutex::new(HashSet::new())),
         state: state.clone(),
+        session: Mutex::new(Session::Anonymous),
+        peer: peer_addr,
     };
     let reason = conn.read_loop(&mut reader).await;
     debug!(?peer, reason, "connection ends");
@@ -69,6 +79,10 @@ struct Conn {
     answered: Arc<Notify>,
     caller: Caller,
     in_flight: Arc<Mutex<HashSet<u64>>>,
+    /// What the connection has proved (AUTH).
+    session: Mutex<Session>,
+    /// The client's address.
+    peer: Option<SocketAddr>,
 }
 
 impl Conn {
@@ -134,6 +148,10 @@ impl Conn {
         }
     }
 
+    fn session(&self) -> std::sync::MutexGuard<'_, Session> {
+        self.session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Sends a connection-level ERROR (request id 0) and closes.
     async fn close_with(&self, e: ErrorEvent) {
         let mut out = Outgoing::frame(Op::Error, 0, to_header(&e), Bytes::new());
@@ -184,13 +202,50 @@ impl Conn {
             return refuse(answer, error(ErrorCode::DuplicateRequestId, message));
         }
         answer.in_flight = Some(self.in_flight.clone());
+        let access = &self.state.access;
+        let session = self.session().clone();
+        if op == Op::Auth {
+            let answered = auth::answer(
+                access,
+                &self.state.node_id,
+                session,
+                &frame.header,
+                self.peer,
+            )
+            .await;
+            *self.session() = answered.session;
+            let responder = Responder::new(id, Box::new(answer));
+            return match answered.reply {
+                Ok(header) => responder.result(header, Bytes::new()),
+                Err(e) => responder.error(e),
+            };
+        }
         let request = Incoming {
             op,
             request_id: id,
             header: frame.header,
             payload: frame.payload,
         };
-        let responder = Responder::new(id, Box::new(answer));
+        let keyring = access.keyring();
+        if let Err(e) = rules::authorize(
+            &session,
+            op,
+            request.is_peer_form(),
+            keyring.as_deref(),
+            access.fully_open(),
+        ) {
+            return refuse(answer, e);
+        }
+        let client = self.peer.map_or_else(|| "-".to_string(), |a| a.to_string());
+        let boxed: Box<dyn Answer> =
+            match AuditLine::of(op, &request.header, session.principal(), client) {
+                Some(line) => Box::new(Audited {
+                    inner: Box::new(answer),
+                    line,
+                }),
+                None => Box::new(answer),
+            };
+        let responder = Responder::new(id, boxed);
         crate::request::handle(&self.state, request, &self.caller, responder);
     }
 }

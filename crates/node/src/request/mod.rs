@@ -315,6 +315,7 @@ mod tests {
             mesh: None,
             started: Instant::now(),
             outstanding: Arc::new(Outstanding::default()),
+            access: Arc::new(crate::access::Access::new(None, None)),
         })
     }
 

@@ -21,6 +21,12 @@ pub(crate) fn report(state: &State) -> StatusReport {
         jobs_failed: stats.jobs_failed,
         uptime_s: state.started.elapsed().as_secs_f64(),
         mean_job_s: stats.mean_job_s,
+        peer_auth_failures: state.access.peer_auth_failures(),
+        key_auth_failures: state
+            .access
+            .key_failures
+            .load(std::sync::atomic::Ordering::Relaxed),
+        keys_required: state.access.keys.is_some(),
         jobs_forwarded: state.mesh.as_ref().map_or(0, |m| m.jobs_forwarded()),
         peers: state
             .mesh

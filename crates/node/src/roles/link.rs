@@ -8,6 +8,7 @@
 //! blocks a worker thread: it comes back as a [`Call::Remote`] future that
 //! the worker hands to the async runtime.
 
+use crate::access::peer::PeerProver;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -152,15 +153,18 @@ const REMOTE_TIMEOUT: Duration = Duration::from_secs(300);
 /// after it breaks (the node may restart).
 pub struct RemoteRecognizer {
     addr: String,
+    /// With a cluster secret: the proof each new connection starts with.
+    prover: Option<Arc<PeerProver>>,
     client: tokio::sync::Mutex<Option<Arc<Client>>>,
 }
 
 impl RemoteRecognizer {
     /// A link to the recognition node at `addr` (host:port); nothing is
     /// connected until the first request.
-    pub fn new(addr: impl Into<String>) -> Self {
+    pub(crate) fn new(addr: impl Into<String>, prover: Option<Arc<PeerProver>>) -> Self {
         RemoteRecognizer {
             addr: addr.into(),
+            prover,
             client: tokio::sync::Mutex::new(None),
         }
     }
@@ -181,6 +185,12 @@ impl RemoteRecognizer {
             .await
             .map_err(|_| self.unavailable("connection timed out"))?
             .map_err(|e| self.unavailable(e))?;
+        if let Some(prover) = &self.prover {
+            prover
+                .prove(&client)
+                .await
+                .map_err(|e| self.unavailable(e))?;
+        }
         let client = Arc::new(client);
         *slot = Some(client.clone());
         Ok(client)
