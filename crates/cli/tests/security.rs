@@ -332,6 +332,26 @@ fn split_roles_prove_the_secret_and_a_foreign_detector_is_refused() {
         "{:?}",
         people.header
     );
+    // Both enrollments are in the detection nodes' audit trails, with
+    // their outcome; the recognition node's names the proven peer.
+    let audited = |log: &str, outcome: &str| {
+        log.lines().any(|l| {
+            l.contains("ocellus::audit")
+                && l.contains("person=someone")
+                && l.contains(&format!("outcome=\"{outcome}\""))
+        })
+    };
+    assert!(audited(&detection.log(), "ok"), "{}", detection.log());
+    assert!(
+        audited(&impostor.log(), "recognizer_unavailable"),
+        "{}",
+        impostor.log()
+    );
+    assert!(
+        recognition.log().contains("principal=peer:"),
+        "{}",
+        recognition.log()
+    );
 }
 
 #[test]
