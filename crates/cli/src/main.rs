@@ -44,6 +44,8 @@ enum Command {
     Recognize(commands::recognize::RecognizeArgs),
     /// List or remove the people enrolled on a node.
     People(commands::people::PeopleArgs),
+    /// Make what a closed mesh needs: `mesh secret` prints a new cluster secret.
+    Mesh(commands::mesh::MeshArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Enroll(args) => commands::enroll::run(args),
         Command::Recognize(args) => commands::recognize::run(args),
         Command::People(args) => commands::people::run(args),
+        Command::Mesh(args) => commands::mesh::run(args),
     };
     match result {
         Ok(code) => code,

@@ -10,6 +10,7 @@ pub mod detect;
 pub mod enroll;
 pub mod eval;
 pub mod filter;
+pub mod mesh;
 pub mod people;
 pub mod recognize;
 pub mod serve;

@@ -217,7 +217,8 @@ impl Sealer {
     }
 
     /// Nonces remembered now.
-    pub fn remembered(&self) -> usize {
+    #[cfg(test)]
+    fn remembered(&self) -> usize {
         self.seen.len()
     }
 }
