@@ -47,6 +47,8 @@ enum Command {
     People(commands::people::PeopleArgs),
     /// Manage the API keys a node accepts (add, list, revoke).
     Keys(commands::keys::KeysArgs),
+    /// Make what a closed mesh needs: `mesh secret` prints a new cluster secret.
+    Mesh(commands::mesh::MeshArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         Command::Recognize(args) => commands::recognize::run(args),
         Command::People(args) => commands::people::run(args),
         Command::Keys(args) => commands::keys::run(args),
+        Command::Mesh(args) => commands::mesh::run(args),
     };
     match result {
         Ok(code) => code,

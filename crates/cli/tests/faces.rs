@@ -739,8 +739,8 @@ fn bad_face_requests_get_clear_errors_and_the_node_goes_on() {
 fn a_peer_without_the_face_roles_routes_them_to_the_recognition_node() {
     let data = ocellus_testdata::require_data!();
     let people: BTreeMap<String, Vec<PathBuf>> = people_photos(&data).into_iter().take(3).collect();
-    let faces = ServerProcess::start(&["--gossip-interval", "100"]);
-    let front = ServerProcess::start(&[
+    let faces = ServerProcess::start_in_mesh(&["--gossip-interval", "100"]);
+    let front = ServerProcess::start_in_mesh(&[
         "--roles",
         "filter",
         "--gossip-interval",

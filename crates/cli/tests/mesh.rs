@@ -36,7 +36,7 @@ fn node(join: Option<&ServerProcess>, extra: &[&str]) -> ServerProcess {
         args.extend(["--join", seed.as_str()]);
     }
     args.extend_from_slice(extra);
-    ServerProcess::start(&args)
+    ServerProcess::start_in_mesh(&args)
 }
 
 fn peers(status: &Map<String, Value>) -> Vec<Value> {
@@ -403,4 +403,378 @@ fn a_peer_cut_off_behind_an_open_connection_is_caught_by_the_failure_detector() 
         "a second answer arrived: {}",
         describe(&f)
     );
+}
+
+/// A chitchat transport that is chitchat's own clear UDP, recording what
+/// goes through it: what an attacker with the chitchat crate runs.
+mod forger {
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport, UdpTransport};
+    use chitchat::{
+        ChitchatConfig, ChitchatEnvelope, ChitchatHandle, ChitchatId, ChitchatMessage,
+        FailureDetectorConfig, ProtocolVersion,
+    };
+
+    /// Every message received (from, kind).
+    #[derive(Default)]
+    pub struct Log {
+        pub received: Vec<(SocketAddr, &'static str)>,
+    }
+
+    fn kind(m: &ChitchatMessage) -> &'static str {
+        match m {
+            ChitchatMessage::Syn { .. } => "syn",
+            ChitchatMessage::SynAck { .. } => "synack",
+            ChitchatMessage::Ack { .. } => "ack",
+            ChitchatMessage::BadCluster => "badcluster",
+        }
+    }
+
+    pub struct Recording(pub Arc<Mutex<Log>>);
+
+    struct RecordingSocket(Box<dyn Socket>, Arc<Mutex<Log>>);
+
+    #[async_trait]
+    impl Transport for Recording {
+        async fn open(&self, addr: SocketAddr) -> anyhow::Result<Box<dyn Socket>> {
+            Ok(Box::new(RecordingSocket(
+                UdpTransport.open(addr).await?,
+                self.0.clone(),
+            )))
+        }
+    }
+
+    #[async_trait]
+    impl Socket for RecordingSocket {
+        fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+            self.0.local_addr()
+        }
+        async fn send(
+            &mut self,
+            to: SocketAddr,
+            envelope: ChitchatEnvelope,
+        ) -> anyhow::Result<SendOutcome> {
+            self.0.send(to, envelope).await
+        }
+        async fn recv(&mut self) -> anyhow::Result<RecvOutcome> {
+            let got = self.0.recv().await?;
+            if let Ok(mut log) = self.1.lock() {
+                log.received
+                    .push((got.from_addr, kind(&got.envelope.message)));
+            }
+            Ok(got)
+        }
+    }
+
+    /// A chitchat node of cluster `ocellus` on `gossip` advertising a
+    /// protocol listener at `addr` with 64 idle, fast workers.
+    pub async fn spawn(
+        gossip: SocketAddr,
+        seeds: Vec<String>,
+        addr: SocketAddr,
+        log: Arc<Mutex<Log>>,
+    ) -> ChitchatHandle {
+        let config = ChitchatConfig {
+            chitchat_id: ChitchatId::new(format!("forger-{}", gossip.port()), 1, gossip),
+            cluster_id: "ocellus".to_string(),
+            gossip_interval: Duration::from_millis(100),
+            listen_addr: gossip,
+            seed_nodes: seeds,
+            failure_detector_config: FailureDetectorConfig::default(),
+            marked_for_deletion_grace_period: Duration::from_secs(3600),
+            catchup_callback: None,
+            extra_liveness_predicate: None,
+            protocol_version: ProtocolVersion::V0,
+        };
+        let state = [
+            ("addr", addr.to_string()),
+            ("roles", "filter,detect,recognize".to_string()),
+            ("workers", "64".to_string()),
+            ("queue_length", "0".to_string()),
+            ("busy", "0".to_string()),
+            ("jobs_done", "0".to_string()),
+            ("mean_job_s", "0.001".to_string()),
+            ("leaving", "false".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        chitchat::spawn_chitchat(config, state, &Recording(log))
+            .await
+            .expect("the forger's chitchat starts")
+    }
+}
+
+fn free_udp() -> std::net::SocketAddr {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free UDP port")
+}
+
+fn gossip_rejected(n: &ServerProcess) -> u64 {
+    n.status()["gossip_rejected"]
+        .as_u64()
+        .expect("gossip_rejected")
+}
+
+#[test]
+fn a_forged_peer_and_a_node_with_another_secret_never_become_members() {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    let data = ocellus_testdata::require_data!();
+    let image = photo(&data, IMAGE);
+    // Every job a live peer can run goes to a peer: a forger that became
+    // one would get them all.
+    let victim = node(None, &["--forwarding", "always"]);
+    let victim_gossip = victim.addr;
+    let victim_id = node_id(&victim);
+
+    // The attacker's protocol listener, where forwarded jobs would land.
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").expect("a TCP listener");
+    trap.set_nonblocking(true).expect("non-blocking");
+    let trap_addr = trap.local_addr().expect("its address");
+
+    // The attacker's chitchat node gossips at the victim and at a tap, a
+    // plain socket that keeps its real SYN; a second chitchat node's SYN,
+    // sent to the first from the tap, has it answer a real SYN-ACK that
+    // carries the forged state. Both are then replayed at the victim from
+    // a plain socket.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let tap = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
+    tap.set_read_timeout(Some(PATIENCE)).expect("a timeout");
+    let tap_addr = tap.local_addr().expect("its address");
+    let log = Arc::new(Mutex::new(forger::Log::default()));
+    let (forger_gossip, helper_gossip) = (free_udp(), free_udp());
+    let handles = runtime.block_on(async {
+        let f = forger::spawn(
+            forger_gossip,
+            vec![victim_gossip.to_string(), tap_addr.to_string()],
+            trap_addr,
+            log.clone(),
+        )
+        .await;
+        let h = forger::spawn(
+            helper_gossip,
+            vec![tap_addr.to_string()],
+            trap_addr,
+            Arc::new(Mutex::new(forger::Log::default())),
+        )
+        .await;
+        (f, h)
+    });
+    // chitchat's header: magic (2), version (1), message type (1: 0 SYN, 1 SYN-ACK).
+    let from_tap = |sender: std::net::SocketAddr, kind: u8| -> Vec<u8> {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let (len, from) = tap.recv_from(&mut buf).expect("the forger's gossip");
+            if from == sender && len > 3 && buf[3] == kind {
+                return buf[..len].to_vec();
+            }
+        }
+    };
+    let syn = from_tap(forger_gossip, 0);
+    let helper_syn = from_tap(helper_gossip, 0);
+    tap.send_to(&helper_syn, forger_gossip).expect("sent");
+    let syn_ack = from_tap(forger_gossip, 1);
+
+    // A real node with a different secret that joins the victim.
+    let other_secret = ocellus_auth::ClusterSecret::generate().to_text();
+    let mut other_args = vec!["--roles", "filter", "--workers", "4"];
+    other_args.extend_from_slice(GOSSIP);
+    let seed = victim.address();
+    other_args.extend(["--join", seed.as_str()]);
+    let stranger =
+        ServerProcess::start_with_secret("127.0.0.1:0", Some(&other_secret), &other_args);
+
+    let plain = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
+    plain
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .expect("a timeout");
+    let before = gossip_rejected(&victim);
+    for _ in 0..10 {
+        for bytes in [&syn, &syn_ack] {
+            plain.send_to(bytes, victim_gossip).expect("sent");
+        }
+    }
+    let mut buf = [0u8; 65_536];
+    let answer = plain.recv_from(&mut buf);
+    assert!(
+        answer.is_err(),
+        "the victim answered the forger: {answer:?}"
+    );
+    assert!(
+        wait_until(PATIENCE, || gossip_rejected(&victim) >= before + 20),
+        "the replayed datagrams were counted: {:#?}",
+        victim.status()
+    );
+
+    // Meanwhile both chitchat nodes and the stranger keep gossiping; jobs
+    // sent now would go to any of them that were a member.
+    std::thread::sleep(Duration::from_secs(2));
+    let batch = run_batch(&mut victim.connect(), &image, OPS, 40, |_| {});
+    let ran_on = batch.ran_on(&image, OPS);
+    assert_eq!(ran_on.len(), 40);
+    assert!(
+        ran_on.values().all(|n| *n == victim_id),
+        "every job ran on the victim: {:?}",
+        count_by_node(&ran_on)
+    );
+    let status = victim.status();
+    assert_eq!(peers(&status), Vec::<Value>::new(), "{status:#?}");
+    assert_eq!(status["jobs_forwarded"], 0, "{status:#?}");
+    assert!(
+        status["gossip_rejected"].as_u64().unwrap_or(0) > before + 20,
+        "the stranger's and the forger's gossip is counted: {status:#?}"
+    );
+    match trap.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the victim connected to the attacker: {other:?}"),
+    }
+    assert_eq!(peers(&stranger.status()), Vec::<Value>::new());
+    // The forger never heard from the victim, though it heard its helper.
+    {
+        let log = log.lock().expect("log");
+        assert!(
+            !log.received.iter().any(|(from, _)| *from == victim_gossip),
+            "the victim answered chitchat: {:?}",
+            log.received
+        );
+        assert!(!log.received.is_empty(), "the forger's chitchat works");
+    }
+    let out = std::process::Command::new(common::OCELLUS)
+        .args(["status", "--server", &victim.address()])
+        .output()
+        .expect("ocellus status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("gossip datagrams rejected: "), "{text}");
+    assert!(text.contains("peers: 0"), "{text}");
+
+    // A node with the right secret joins and takes work.
+    let friend = node(Some(&victim), &[]);
+    wait_for_mesh(&victim, &[&friend]);
+    let friend_id = node_id(&friend);
+    let batch = run_batch(&mut victim.connect(), &image, OPS, 20, |_| {});
+    let counts = count_by_node(&batch.ran_on(&image, OPS));
+    assert!(counts.get(&friend_id).is_some_and(|n| *n > 0), "{counts:?}");
+    assert!(counts.keys().all(|n| *n == friend_id || *n == victim_id));
+    let listed: Vec<String> = peers(&victim.status())
+        .iter()
+        .map(|p| p["node_id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(listed, vec![friend_id]);
+    match trap.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the victim connected to the attacker: {other:?}"),
+    }
+    runtime.block_on(async {
+        let _ = handles.0.shutdown().await;
+        let _ = handles.1.shutdown().await;
+    });
+}
+
+#[test]
+fn join_without_a_secret_exits_with_how_to_make_one() {
+    let out = std::process::Command::new(common::OCELLUS)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--roles",
+            "filter",
+            "--join",
+            "127.0.0.1:9",
+        ])
+        .output()
+        .expect("ocellus serve");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--cluster-secret-file"), "{err}");
+    assert!(err.contains("ocellus mesh secret"), "{err}");
+}
+
+#[test]
+fn a_malformed_or_missing_secret_file_stops_the_node_and_mesh_secret_makes_one() {
+    let dir = common::TempDir::new("secret");
+    let run = |args: &[&str]| {
+        std::process::Command::new(common::OCELLUS)
+            .args(args)
+            .output()
+            .expect("ocellus")
+    };
+    let missing = dir.path().join("missing");
+    let bad = dir.path().join("bad");
+    common::write_private(&bad, "not a secret\n");
+    for (file, says) in [
+        (&missing, "reading the cluster secret file"),
+        (&bad, "not a cluster secret"),
+    ] {
+        let out = run(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--roles",
+            "filter",
+            "--cluster-secret-file",
+            file.to_str().expect("utf-8"),
+        ]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{err}");
+    }
+
+    // Printed: one new secret a line.
+    let printed = run(&["mesh", "secret"]);
+    assert!(printed.status.success());
+    let text = String::from_utf8_lossy(&printed.stdout).trim().to_string();
+    assert!(ocellus_auth::ClusterSecret::parse(&text).is_ok(), "{text}");
+    assert_ne!(
+        text,
+        String::from_utf8_lossy(&run(&["mesh", "secret"]).stdout).trim()
+    );
+
+    // Written: mode 0600, never over an existing file.
+    let file = dir.path().join("cluster.secret");
+    let path = file.to_str().expect("utf-8");
+    assert!(run(&["mesh", "secret", "--out", path]).status.success());
+    let written = std::fs::read_to_string(&file).expect("the secret file");
+    assert!(ocellus_auth::ClusterSecret::parse(&written).is_ok());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let again = run(&["mesh", "secret", "--out", path]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not overwriting"));
+    assert_eq!(std::fs::read_to_string(&file).expect("unchanged"), written);
+
+    // A node given it gossips; one without is standalone and says so.
+    let mut with = ServerProcess::start(&["--roles", "filter", "--cluster-secret-file", path]);
+    assert!(
+        wait_until(PATIENCE, || with.log().contains("gossip started")),
+        "{}",
+        with.log()
+    );
+    let without = ServerProcess::start(&["--roles", "filter"]);
+    assert!(
+        wait_until(PATIENCE, || without.log().contains("not in a mesh")),
+        "{}",
+        without.log()
+    );
+    assert!(!without.log().contains("gossip started"));
+    with.terminate();
+    with.wait_exit(PATIENCE);
 }

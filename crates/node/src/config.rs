@@ -76,8 +76,8 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    /// A node on `listen` serving `roles`, in a mesh of its own that
-    /// others may join, with every other setting at the default
+    /// A standalone node on `listen` serving `roles` (no mesh: that takes
+    /// [`MeshSettings`] with the cluster secret), with every other setting at the default
     /// `ocellus serve` documents. The detection role still needs
     /// [`detection`](Self::detection), and the recognition role a
     /// [`data_dir`](Self::data_dir).
@@ -100,7 +100,7 @@ impl NodeConfig {
             default_algorithm: Algorithm::Lbph,
             tolerance: ocellus_recognize::resnet::DEFAULT_TOLERANCE,
             models: None,
-            mesh: Some(MeshSettings::default()),
+            mesh: None,
             keys: None,
             cluster_secret: None,
         }

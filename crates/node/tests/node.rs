@@ -344,7 +344,7 @@ fn mesh_config(
         seeds,
         gossip_interval: Duration::from_millis(50),
         forwarding,
-        transport: GossipTransport(std::sync::Arc::new(transport.clone())),
+        transport: GossipTransport::Custom(std::sync::Arc::new(transport.clone())),
         ..MeshSettings::default()
     });
     config

@@ -43,6 +43,11 @@ pub struct StatusReport {
     /// Such nodes are counted here, never listed as peers.
     #[serde(default)]
     pub peer_auth_failures: u64,
+    /// Gossip datagrams dropped since start: not sealed under the cluster
+    /// secret (a forger, a node of another mesh), tampered, stale,
+    /// replayed or malformed. Such senders are never listed in `peers`.
+    #[serde(default)]
+    pub gossip_rejected: u64,
     /// The other nodes of the mesh, alive or recently dead.
     #[serde(default)]
     pub peers: Vec<PeerStatus>,

@@ -11,6 +11,7 @@ pub mod enroll;
 pub mod eval;
 pub mod filter;
 pub mod keys;
+pub mod mesh;
 pub mod people;
 pub mod recognize;
 pub mod serve;

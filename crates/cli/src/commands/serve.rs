@@ -93,10 +93,19 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 30, value_name = "S")]
     pub frame_timeout: u64,
     /// Join a mesh of peers: the gossip address of one or more members
-    /// (their protocol address, unless they set --gossip). Without it the
-    /// node founds a mesh that others may join.
+    /// (their protocol address, unless they set --gossip). Needs
+    /// --cluster-secret-file. Without it, a node with the secret founds a
+    /// mesh that others with the same secret may join.
     #[arg(long, value_name = "ADDR[,ADDR...]", value_delimiter = ',')]
     pub join: Vec<String>,
+    /// The cluster secret (a file made by `ocellus mesh secret --out FILE`):
+    /// the node gossips, every datagram sealed under it, only with nodes
+    /// holding the same secret, and its links to peers and to its
+    /// recognition node prove the secret before anything is sent; only
+    /// nodes that prove it may send the node-to-node request forms.
+    /// Without it the node is standalone.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
     /// UDP address for gossip with peers (default: the --listen address
     /// and port, on UDP).
     #[arg(long, value_name = "ADDR")]
@@ -127,11 +136,6 @@ pub struct ServeArgs {
     /// reach the port may filter, read and change the enrolled faces.
     #[arg(long)]
     pub insecure: bool,
-    /// The cluster secret (a file made with `ocellus mesh secret`): links
-    /// to peers and to the recognition node prove it, and only nodes that
-    /// prove it may send the node-to-node request forms.
-    #[arg(long, value_name = "FILE")]
-    pub cluster_secret_file: Option<PathBuf>,
 }
 
 /// The keys file `serve` uses, if any; refuses to run an open node on an
@@ -177,14 +181,6 @@ fn keys_for(args: &ServeArgs) -> anyhow::Result<Option<PathBuf>> {
     Ok(keys)
 }
 
-/// Reads the cluster secret file.
-fn secret_from(path: &std::path::Path) -> anyhow::Result<ocellus_auth::ClusterSecret> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the cluster secret file {}", path.display()))?;
-    ocellus_auth::ClusterSecret::parse(&text)
-        .with_context(|| format!("the cluster secret file {}", path.display()))
-}
-
 /// Runs the node until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let face = FaceModelArgs {
@@ -214,19 +210,31 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     config.recognizer_addr = args.recognizer.clone();
     config.keys = keys_for(&args)?;
-    config.cluster_secret = match &args.cluster_secret_file {
-        Some(path) => Some(secret_from(path)?),
+    let secret = match &args.cluster_secret_file {
+        Some(path) => Some(read_secret(path)?),
+        None if !args.join.is_empty() => bail!(
+            "--join needs the cluster secret of the mesh: give its file with --cluster-secret-file FILE \
+             (make one for a new mesh with `ocellus mesh secret --out FILE`, and copy it to every node)"
+        ),
         None => None,
     };
-    config.mesh = Some(MeshSettings {
-        gossip: args.gossip,
-        advertise: args.advertise,
-        seeds: args.join,
-        gossip_interval: Duration::from_millis(args.gossip_interval.max(10)),
-        cluster: args.cluster,
-        forwarding: Forwarding::from_name(&args.forwarding).unwrap_or(Forwarding::Auto),
-        ..MeshSettings::default()
-    });
+    config.cluster_secret = secret.clone();
+    config.mesh = match secret {
+        Some(secret) => Some(MeshSettings {
+            gossip: args.gossip,
+            advertise: args.advertise,
+            seeds: args.join,
+            gossip_interval: Duration::from_millis(args.gossip_interval.max(10)),
+            cluster: args.cluster,
+            forwarding: Forwarding::from_name(&args.forwarding).unwrap_or(Forwarding::Auto),
+            secret: Some(secret),
+            ..MeshSettings::default()
+        }),
+        None => {
+            tracing::info!("no --cluster-secret-file: standalone node, not in a mesh (no gossip)");
+            None
+        }
+    };
     if roles.contains(Role::Detect) {
         if args.scale_factor.is_nan() || args.scale_factor < MIN_SCALE_FACTOR {
             bail!("--scale-factor must be at least {MIN_SCALE_FACTOR}");
@@ -274,6 +282,28 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         node.run(shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Reads the cluster secret from `path`; warns if others may read it.
+fn read_secret(path: &std::path::Path) -> anyhow::Result<ocellus_auth::ClusterSecret> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the cluster secret file {}", path.display()))?;
+    let secret = ocellus_auth::ClusterSecret::parse(&text)
+        .with_context(|| format!("the cluster secret file {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                file = %path.display(),
+                mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                "the cluster secret file is readable by group or others: chmod 600 it"
+            );
+        }
+    }
+    Ok(secret)
 }
 
 /// Loads the resnet model files if installed, and sets the default

@@ -43,6 +43,10 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         if report.jobs_forwarded > 0 {
             println!("jobs handed to peers: {}", report.jobs_forwarded);
         }
+        println!(
+            "gossip datagrams rejected: {} (not sealed under this mesh's secret, stale, replayed or malformed)",
+            report.gossip_rejected
+        );
         println!("peers: {}", report.peers.len());
         for p in &report.peers {
             let state = match (p.alive, p.leaving) {

@@ -68,6 +68,27 @@ pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// The cluster secret every mesh node of this test process shares (a new
+/// one per process, as `ocellus mesh secret` makes them).
+pub fn mesh_secret() -> &'static str {
+    static SECRET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SECRET.get_or_init(|| ocellus_auth::ClusterSecret::generate().to_text())
+}
+
+/// Writes `text` to a new file at `path` readable by its owner only.
+pub fn write_private(path: &Path, text: &str) {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).expect("creating a secret file");
+    file.write_all(text.as_bytes())
+        .expect("writing a secret file");
+}
+
 /// A running `ocellus serve` child process.
 pub struct ServerProcess {
     child: Child,
@@ -87,6 +108,20 @@ impl ServerProcess {
 
     /// [`ServerProcess::start`] listening on `listen`.
     pub fn start_on(listen: &str, args: &[&str]) -> ServerProcess {
+        Self::start_with_secret(listen, None, args)
+    }
+
+    /// [`ServerProcess::start`] in the mesh of this test process: with
+    /// [`mesh_secret`] in a file of its own (mode 0600), given with
+    /// `--cluster-secret-file`.
+    pub fn start_in_mesh(args: &[&str]) -> ServerProcess {
+        Self::start_with_secret("127.0.0.1:0", Some(mesh_secret()), args)
+    }
+
+    /// Starts a node listening on `listen`, with `secret` (a cluster
+    /// secret's text) written to a file in its folder and given with
+    /// `--cluster-secret-file` when set.
+    pub fn start_with_secret(listen: &str, secret: Option<&str>, args: &[&str]) -> ServerProcess {
         let dir = TempDir::new("serve");
         let log = dir.path().join("server.log");
         let log_file = std::fs::File::create(&log).expect("creating the server log");
@@ -95,6 +130,11 @@ impl ServerProcess {
         command.args(["serve", "--listen", listen]).args(args);
         if !args.contains(&"--data-dir") {
             command.arg("--data-dir").arg(&data);
+        }
+        if let Some(secret) = secret {
+            let file = dir.path().join("cluster.secret");
+            write_private(&file, secret);
+            command.arg("--cluster-secret-file").arg(&file);
         }
         let mut child = command
             .env("OCELLUS_LOG", "info")

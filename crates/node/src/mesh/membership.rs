@@ -3,7 +3,8 @@
 //!
 //! Membership, state dissemination and failure detection are chitchat's
 //! (scuttlebutt gossip with a phi-accrual failure detector), over the
-//! configured transport (UDP; in-memory in tests). Each node publishes a
+//! configured transport (sealed UDP, [`super::sealed`]; in-memory in
+//! tests). Each node publishes a
 //! few keys in its gossip state ([`keys`]); every gossip interval, and
 //! whenever the live set changes, this module publishes the node's own
 //! load and takes a snapshot of the others', which the forwarding rule
@@ -25,7 +26,8 @@ use tracing::{info, warn};
 
 use super::connections::PeerConnections;
 use super::rule::{Candidate, Load};
-use super::{Forwarding, MeshError, MeshSettings};
+use super::sealed::{Rejections, SealedUdpTransport};
+use super::{Forwarding, GossipTransport, MeshError, MeshSettings};
 use crate::exec::QueueStats;
 
 /// The gossip keys every node publishes.
@@ -71,6 +73,8 @@ pub(crate) struct Mesh {
     /// When to hand jobs over.
     pub forwarding: Forwarding,
     jobs_forwarded: AtomicU64,
+    /// Gossip datagrams the sealed transport dropped.
+    rejections: Arc<Rejections>,
     interval: Duration,
 }
 
@@ -124,7 +128,17 @@ impl Mesh {
             (keys::WORKERS.to_string(), workers.to_string()),
             (keys::LEAVING.to_string(), "false".to_string()),
         ];
-        let handle = chitchat::spawn_chitchat(config, initial, settings.transport.0.as_ref())
+        let rejections = Arc::new(Rejections::default());
+        let sealed;
+        let transport: &dyn chitchat::transport::Transport = match &settings.transport {
+            GossipTransport::Sealed => {
+                let secret = settings.secret.clone().ok_or(MeshError::NoSecret)?;
+                sealed = SealedUdpTransport::new(secret, rejections.clone());
+                &sealed
+            }
+            GossipTransport::Custom(t) => t.as_ref(),
+        };
+        let handle = chitchat::spawn_chitchat(config, initial, transport)
             .await
             .map_err(|e| MeshError::Gossip {
                 addr: gossip_listen,
@@ -140,6 +154,7 @@ impl Mesh {
             connections: PeerConnections::default(),
             forwarding: settings.forwarding,
             jobs_forwarded: AtomicU64::new(0),
+            rejections,
             interval,
         })
     }
@@ -254,6 +269,12 @@ impl Mesh {
     /// Jobs this node has handed to peers since it started (attempts).
     pub(crate) fn jobs_forwarded(&self) -> u64 {
         self.jobs_forwarded.load(Ordering::Relaxed)
+    }
+
+    /// Gossip datagrams dropped since start (not sealed under the cluster
+    /// secret, stale, replayed or malformed).
+    pub(crate) fn gossip_rejected(&self) -> u64 {
+        self.rejections.total()
     }
 
     /// Resolves once `node_id` is no longer alive (or is leaving and so

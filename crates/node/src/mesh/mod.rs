@@ -2,7 +2,8 @@
 //! ([`membership`]), the connections to them ([`connections`]), the pure
 //! forwarding rule ([`rule`]), where a request goes ([`route`]), and
 //! running a request on a peer while its caller hears the peer's events
-//! ([`handover`]).
+//! ([`handover`]). Gossip travels sealed under the cluster secret
+//! ([`sealed`]): a node without the secret is not in any mesh.
 //!
 //! Nothing here parses or runs requests: a request that no peer takes
 //! comes back to the caller ([`handover::Unplaced`]) to run here.
@@ -12,12 +13,14 @@ pub(crate) mod handover;
 pub(crate) mod membership;
 pub(crate) mod route;
 pub(crate) mod rule;
+pub mod sealed;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chitchat::transport::{Transport, UdpTransport};
+use chitchat::transport::Transport;
+use ocellus_auth::ClusterSecret;
 
 pub(crate) use membership::Mesh;
 
@@ -63,6 +66,9 @@ pub struct MeshSettings {
     pub forwarding: Forwarding,
     /// What gossip runs on.
     pub transport: GossipTransport,
+    /// The cluster secret that seals gossip ([`GossipTransport::Sealed`]
+    /// needs it).
+    pub secret: Option<ClusterSecret>,
 }
 
 impl Default for MeshSettings {
@@ -75,24 +81,29 @@ impl Default for MeshSettings {
             cluster: "ocellus".to_string(),
             forwarding: Forwarding::Auto,
             transport: GossipTransport::default(),
+            secret: None,
         }
     }
 }
 
-/// The transport gossip runs on: UDP by default; tests run a whole mesh
-/// in one process over chitchat's in-memory `ChannelTransport`.
-#[derive(Clone)]
-pub struct GossipTransport(pub Arc<dyn Transport>);
-
-impl Default for GossipTransport {
-    fn default() -> Self {
-        GossipTransport(Arc::new(UdpTransport))
-    }
+/// The transport gossip runs on.
+#[derive(Clone, Default)]
+pub enum GossipTransport {
+    /// UDP, every datagram sealed under [`MeshSettings::secret`]
+    /// ([`sealed`]).
+    #[default]
+    Sealed,
+    /// Another chitchat transport, as is, unsealed: tests run a whole mesh
+    /// in one process over chitchat's in-memory `ChannelTransport`.
+    Custom(Arc<dyn Transport>),
 }
 
 impl std::fmt::Debug for GossipTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("GossipTransport")
+        f.write_str(match self {
+            GossipTransport::Sealed => "GossipTransport::Sealed",
+            GossipTransport::Custom(_) => "GossipTransport::Custom",
+        })
     }
 }
 
@@ -104,6 +115,11 @@ pub enum MeshError {
         "the node listens on {0}, which peers cannot reach: give --advertise IP (or listen on a specific address)"
     )]
     NoAdvertiseAddress(IpAddr),
+    /// Sealed gossip without a cluster secret.
+    #[error(
+        "sealed gossip needs the cluster secret (make one with `ocellus mesh secret --out FILE`, give it with --cluster-secret-file FILE)"
+    )]
+    NoSecret,
     /// The gossip socket could not be opened.
     #[error("cannot start gossip on UDP {addr}: {message} (choose another with --gossip ADDR)")]
     Gossip {
