@@ -649,4 +649,36 @@ mod tests {
         assert_eq!(opener.open(&d4, much_later).unwrap(), b"four");
         assert_eq!(opener.remembered(), 1);
     }
+
+    /// The CPU cost of one datagram: seal and open of a 1 KiB message, and
+    /// the loopback codec's round trip. `cargo test -p ocellus-node --lib
+    /// cost_per_datagram -- --ignored --nocapture`.
+    #[tokio::test]
+    #[ignore = "a measurement, not a check"]
+    async fn cost_per_datagram() {
+        let s = secret(3);
+        let sealer = Sealer::new(&s);
+        let mut opener = Sealer::new(&s);
+        let plain = vec![7u8; 1024];
+        let n = 20_000;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            let d = sealer.seal(&plain, now_ms());
+            opener.open(&d, now_ms()).unwrap();
+        }
+        let aead = t.elapsed() / n;
+        let syn = captured_syn().await;
+        let mut codec = Codec::open().await.unwrap();
+        let m = 2_000;
+        let t = std::time::Instant::now();
+        for _ in 0..m {
+            let e = codec.decode(&syn).await.unwrap().unwrap();
+            codec.encode(e).await.unwrap();
+        }
+        let through = t.elapsed() / m;
+        println!(
+            "seal + open of 1 KiB: {aead:?}; codec decode + encode of a {}-byte SYN: {through:?}",
+            syn.len()
+        );
+    }
 }
