@@ -28,9 +28,9 @@
 //! older than the window is refused by its timestamp, one within it by
 //! its nonce. The cache only grows from datagrams whose tag verified, so
 //! only holders of the secret can fill it; when it is full (more than
-//! [`MAX_SEEN`] datagrams in one window, a thousand times what a mesh of
-//! ten nodes sends) new datagrams are refused rather than old nonces
-//! forgotten.
+//! [`MAX_SEEN`] datagrams in one window, about a hundred times what one
+//! node of a ten-node mesh receives at the default 500 ms interval) new
+//! datagrams are refused rather than old nonces forgotten.
 //!
 //! Invariant: nothing that did not pass every check above is handed to
 //! chitchat, and nothing is ever sent in answer to such a datagram.
