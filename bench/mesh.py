@@ -44,11 +44,20 @@ bench/out/mesh_logs/; the figures to bench/out/mesh.json.
 3. With --detection (instead of 1 and 2): how long an idle mesh of 3 and
    10 nodes (--detect-nodes), gossiping at the default 500 ms, takes to
    notice a node killed with SIGKILL: the time until the entry's status
-   lists it not alive (docs/mesh-scale.md uses these figures).
+   lists it not alive (docs/mesh-scale.md uses these figures). With
+   --compare PATH, a second binary runs the same meshes in the same
+   session, alternating with --bin round by round, and the table gives
+   both and their ratio (sealed gossip vs the clear gossip of a build
+   from before it, docs/mesh.md).
+
+A binary whose `serve` takes --cluster-secret-file gets one (made with
+its `mesh secret --out`) for every node of a mesh; an older one gossips
+in the clear as it always did.
 
     python3 bench/mesh.py [--nodes 1,2,4] [--clients 8] [--images 8]
         [--requests 100] [--rounds 3] [--quick] [--bin PATH] [--data DIR]
     python3 bench/mesh.py --detection [--detect-nodes 3,10] [--rounds 3]
+        [--compare PATH]
 """
 
 from __future__ import annotations
@@ -194,6 +203,21 @@ def node_status(binary: Path, addr: str) -> dict:
     return json.loads(out.stdout)
 
 
+def supports_secret(binary: Path) -> bool:
+    """Whether this build of `ocellus serve` takes --cluster-secret-file."""
+    out = subprocess.run([str(binary), "serve", "--help"], capture_output=True, text=True, timeout=60)
+    return "--cluster-secret-file" in out.stdout
+
+
+def make_secret(binary: Path, workdir: Path) -> Path:
+    """A new cluster secret file in `workdir`, made by the binary."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "cluster.secret"
+    subprocess.run([str(binary), "mesh", "secret", "--out", str(path)], check=True,
+                   capture_output=True, timeout=60)
+    return path
+
+
 class Mesh:
     """`len(forwarding)` filter nodes with one worker each; node 0 is the
     entry and every other node joins it. `forwarding[i]` is node i's
@@ -210,12 +234,15 @@ class Mesh:
 
     def __enter__(self) -> "Mesh":
         self.logs.mkdir(parents=True, exist_ok=True)
+        secret = make_secret(self.binary, self.workdir) if supports_secret(self.binary) else None
         try:
             for i, mode in enumerate(self.forwarding):
                 cmd = [str(self.binary), "serve", "--listen", "127.0.0.1:0", "--workers", "1",
                        "--roles", "filter", "--queue-capacity", "4096",
                        "--data-dir", str(self.workdir / f"node{i}"),
                        "--gossip-interval", str(self.interval_ms)]
+                if secret:
+                    cmd += ["--cluster-secret-file", str(secret)]
                 if i > 0:
                     cmd += ["--join", self.addrs[0]]
                 if mode:
@@ -377,25 +404,49 @@ def detection(binary: Path, size: int, interval_ms: int, settle_s: float, workdi
 
 
 def main_detection(binary: Path, args) -> int:
-    """--detection: the failure detector's reaction time (docs/mesh-scale.md)."""
+    """--detection: the failure detector's reaction time (docs/mesh-scale.md),
+    of --bin and, with --compare, of a second binary in the same session."""
     sizes = [int(n) for n in args.detect_nodes.split(",")]
-    times: dict[int, list[float]] = {n: [] for n in sizes}
     with tempfile.TemporaryDirectory(prefix="ocellus-mesh-") as tmp:
-        binary = Path(shutil.copy2(binary, Path(tmp) / "ocellus"))  # a rebuild meanwhile does not matter
+        # Copies: a rebuild meanwhile does not matter.
+        binaries = {"bin": Path(shutil.copy2(binary, Path(tmp) / "ocellus"))}
+        if args.compare:
+            binaries["compare"] = Path(shutil.copy2(args.compare, Path(tmp) / "ocellus-compare"))
+        sealed = {label: supports_secret(b) for label, b in binaries.items()}
+        times: dict[tuple[str, int], list[float]] = {(l, n): [] for l in binaries for n in sizes}
         for r in range(args.rounds):
             for size in sizes:
-                t = detection(binary, size, args.detect_interval, args.detect_settle,
-                              Path(tmp) / f"d{r}-n{size}", LOGS / f"d{r}-n{size}", args)
-                times[size].append(t)
-                print(f"round {r + 1}/{args.rounds}: {size} nodes: dead after {t:.2f} s", file=sys.stderr)
+                # Alternate which binary goes first, so that neither always
+                # runs on a machine the other just loaded.
+                order = list(binaries) if r % 2 == 0 else list(reversed(binaries))
+                for label in order:
+                    t = detection(binaries[label], size, args.detect_interval, args.detect_settle,
+                                  Path(tmp) / f"{label}-d{r}-n{size}", LOGS / f"{label}-d{r}-n{size}", args)
+                    times[(label, size)].append(t)
+                    print(f"round {r + 1}/{args.rounds}: {label} ({'sealed' if sealed[label] else 'clear'} "
+                          f"gossip): {size} nodes: dead after {t:.2f} s", file=sys.stderr)
     print(f"\nFailure detection: idle mesh, gossip every {args.detect_interval} ms, {args.detect_settle:.0f} s "
           f"after start, SIGKILL of one node; time until the entry's status shows it not alive; median of "
           f"{args.rounds}\n")
-    print("| nodes | seconds | gossip rounds | per run s |")
-    print("|---:|---:|---:|---|")
-    for size, ts in times.items():
-        med = statistics.median(ts)
-        print(f"| {size} | {med:.2f} | {med * 1000 / args.detect_interval:.1f} | {[round(t, 2) for t in ts]} |")
+    for label, b in binaries.items():
+        source = binary if label == "bin" else args.compare
+        print(f"- {label}: {source} ({'sealed' if sealed[label] else 'clear'} gossip)")
+    print()
+    if "compare" in binaries:
+        print("| nodes | bin s | compare s | bin / compare | bin per run s | compare per run s |")
+        print("|---:|---:|---:|---:|---|---|")
+        for size in sizes:
+            a, b = times[("bin", size)], times[("compare", size)]
+            ma, mb = statistics.median(a), statistics.median(b)
+            print(f"| {size} | {ma:.2f} | {mb:.2f} | {ma / mb:.2f} | {[round(t, 2) for t in a]} | "
+                  f"{[round(t, 2) for t in b]} |")
+    else:
+        print("| nodes | seconds | gossip rounds | per run s |")
+        print("|---:|---:|---:|---|")
+        for size in sizes:
+            ts = times[("bin", size)]
+            med = statistics.median(ts)
+            print(f"| {size} | {med:.2f} | {med * 1000 / args.detect_interval:.1f} | {[round(t, 2) for t in ts]} |")
     return 0
 
 
@@ -420,6 +471,8 @@ def main() -> int:
                    help="instead: time to notice a killed node (idle mesh of --detect-nodes sizes)")
     p.add_argument("--detect-nodes", default="3,10")
     p.add_argument("--detect-interval", type=int, default=500, help="gossip interval, ms (the node's default)")
+    p.add_argument("--compare", default=None, metavar="PATH",
+                   help="--detection: a second binary to measure in the same session (e.g. a build of main)")
     p.add_argument("--detect-settle", type=float, default=10.0, help="seconds the mesh runs before the kill")
     args = p.parse_args()
     if args.quick:
