@@ -74,7 +74,12 @@ impl Node {
     /// called within a tokio runtime.
     pub async fn bind(config: NodeConfig) -> Result<Node, NodeError> {
         let node_id = new_node_id();
-        let prover = config.cluster_secret.clone().map(|secret| {
+        // One secret for gossip and links: the mesh's, if only it was given.
+        let secret = config
+            .cluster_secret
+            .clone()
+            .or_else(|| config.mesh.as_ref().and_then(|m| m.secret.clone()));
+        let prover = secret.clone().map(|secret| {
             Arc::new(crate::access::peer::PeerProver {
                 secret,
                 node_id: node_id.clone(),
@@ -101,7 +106,7 @@ impl Node {
                 "no keys file: every client that reaches this node may do everything"
             ),
         }
-        let mut access = crate::access::Access::new(keys, config.cluster_secret.clone());
+        let mut access = crate::access::Access::new(keys, secret);
         access.prover = prover.clone();
         let access = Arc::new(access);
         let mesh = match &config.mesh {
