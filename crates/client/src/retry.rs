@@ -152,7 +152,7 @@ impl Client {
             }
             if !busy {
                 // The events ended without a RESULT, ERROR or BUSY.
-                return Err(ClientError::Closed);
+                return Err(request.closed());
             }
             tokio::time::sleep(delay).await;
             delay = retry.next_delay(delay);
