@@ -15,7 +15,10 @@ use ocellus_recognize::Algorithm;
 
 use ocellus_protocol::RoleSet;
 
+use ocellus_client::TlsOptions;
+
 use crate::mesh::MeshSettings;
+use crate::net::tls::ServerTls;
 use crate::roles::detection::DetectionSettings;
 
 /// Everything a node needs to know to start.
@@ -64,6 +67,13 @@ pub struct NodeConfig {
     pub models: Option<Arc<FaceModels>>,
     /// Peer-to-peer mesh membership; `None`: a standalone node.
     pub mesh: Option<MeshSettings>,
+    /// TLS on the protocol port; `None`: plain TCP.
+    pub tls: Option<ServerTls>,
+    /// How to verify peers that speak TLS (mesh peers, the recognition
+    /// node); `None`: the system roots.
+    pub peer_tls: Option<TlsOptions>,
+    /// Speak TLS to the recognition node ([`recognizer_addr`](Self::recognizer_addr)).
+    pub recognizer_tls: bool,
 }
 
 impl NodeConfig {
@@ -92,6 +102,9 @@ impl NodeConfig {
             tolerance: ocellus_recognize::resnet::DEFAULT_TOLERANCE,
             models: None,
             mesh: Some(MeshSettings::default()),
+            tls: None,
+            peer_tls: None,
+            recognizer_tls: false,
         }
     }
 }

@@ -22,6 +22,7 @@ pub(crate) fn report(state: &State) -> StatusReport {
         uptime_s: state.started.elapsed().as_secs_f64(),
         mean_job_s: stats.mean_job_s,
         jobs_forwarded: state.mesh.as_ref().map_or(0, |m| m.jobs_forwarded()),
+        tls: state.config.tls.is_some(),
         peers: state
             .mesh
             .as_ref()

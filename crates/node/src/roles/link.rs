@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ocellus_client::{Client, ClientError, Event};
+use ocellus_client::{Client, ClientError, ConnectOptions, Event, TlsOptions};
 use ocellus_codec::{EncodeOptions, ImageFormat, encode};
 use ocellus_embed::Descriptor;
 use ocellus_imaging::Image;
@@ -152,17 +152,32 @@ const REMOTE_TIMEOUT: Duration = Duration::from_secs(300);
 /// after it breaks (the node may restart).
 pub struct RemoteRecognizer {
     addr: String,
+    /// Speak TLS to it, verified so; `None`: plain TCP.
+    tls: Option<TlsOptions>,
     client: tokio::sync::Mutex<Option<Arc<Client>>>,
 }
 
 impl RemoteRecognizer {
-    /// A link to the recognition node at `addr` (host:port); nothing is
-    /// connected until the first request.
-    pub fn new(addr: impl Into<String>) -> Self {
+    /// A link to the recognition node at `addr` (host:port), over TLS
+    /// verified with `tls` if given; nothing is connected until the first
+    /// request.
+    pub fn new(addr: impl Into<String>, tls: Option<TlsOptions>) -> Self {
         RemoteRecognizer {
             addr: addr.into(),
+            tls,
             client: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Opens a new connection to the recognition node: the one place a
+    /// fresh one is made, so whatever must happen before any face goes
+    /// over it (TLS here) happens exactly once per connection.
+    async fn open(&self) -> Result<Client, ClientError> {
+        let options = ConnectOptions {
+            tls: self.tls.clone(),
+            key: None,
+        };
+        Client::connect_with(&self.addr, &options).await
     }
 
     fn unavailable(&self, why: impl std::fmt::Display) -> ErrorEvent {
@@ -177,7 +192,7 @@ impl RemoteRecognizer {
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
-        let client = tokio::time::timeout(Duration::from_secs(5), Client::connect(&self.addr))
+        let client = tokio::time::timeout(Duration::from_secs(5), self.open())
             .await
             .map_err(|_| self.unavailable("connection timed out"))?
             .map_err(|e| self.unavailable(e))?;
