@@ -21,7 +21,7 @@ pub struct StatusArgs {
 /// Runs the command.
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let report = runtime()?.block_on(async {
-        let client = connect(&args.node.server).await?;
+        let client = connect(&args.node.server, &args.node.connect).await?;
         anyhow::Ok(client.status().await?)
     })?;
     if args.json {
