@@ -492,3 +492,107 @@ fn dispatch(routes: &Routes, frame: Frame) {
         routes.remove(&frame.request_id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::retry::tests::scripted_node;
+
+    fn options(key: &str) -> ConnectOptions {
+        ConnectOptions {
+            tls: None,
+            key: Some(key.to_string()),
+        }
+    }
+
+    /// A FILTER-like request whose RESULT the scripted node echoes.
+    async fn echo(client: &Client) -> Result<Event, ClientError> {
+        client
+            .request(Op::Filter, Map::new(), Bytes::from_static(b"x"))
+            .await?
+            .finish()
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_key_is_presented_with_auth_before_anything_else() {
+        let accepted = json!({"name": "ci", "scopes": ["filter", "read"]});
+        let (addr, node) =
+            scripted_node(vec![vec![(Op::Result, accepted)], vec![(Op::Result, json!({}))]]).await;
+        let client = Client::connect_with(&addr, &options("s3cret"))
+            .await
+            .expect("the key is accepted");
+        echo(&client).await.expect("the request after AUTH");
+        let got = node.await.expect("node");
+        assert_eq!(got[0].op, Op::Auth as u8);
+        assert_eq!(got[0].header["key"], json!("s3cret"));
+        assert_eq!(got[1].op, Op::Filter as u8);
+    }
+
+    #[tokio::test]
+    async fn authenticate_returns_the_name_and_scopes() {
+        let accepted = json!({"name": "ci", "scopes": ["filter", "read"]});
+        let (addr, _node) = scripted_node(vec![vec![(Op::Result, accepted)]]).await;
+        let client = Client::connect(&addr).await.expect("connect");
+        let info = client.authenticate("s3cret").await.expect("accepted");
+        assert_eq!(
+            info,
+            AuthInfo {
+                name: "ci".into(),
+                scopes: vec!["filter".into(), "read".into()],
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_key_is_a_typed_error_that_does_not_show_the_key() {
+        let refused = json!({"code": "unauthorized", "message": "unknown key"});
+        let (addr, _node) = scripted_node(vec![vec![(Op::Error, refused)]]).await;
+        let outcome = Client::connect_with(&addr, &options("s3cret")).await;
+        let Err(e) = outcome else {
+            panic!("a refused key must fail the connection")
+        };
+        assert!(matches!(&e, ClientError::Unauthorized { .. }), "{e:?}");
+        assert_eq!(e.to_string(), "the node refused the key (unauthorized)");
+        assert!(!format!("{e:?}").contains("s3cret"));
+        assert!(!format!("{:?}", options("s3cret")).contains("s3cret"));
+    }
+
+    #[tokio::test]
+    async fn without_a_key_the_first_request_is_the_callers() {
+        let (addr, node) = scripted_node(vec![vec![(Op::Result, json!({}))]]).await;
+        let client = Client::connect_with(&addr, &ConnectOptions::default())
+            .await
+            .expect("connect");
+        echo(&client).await.expect("answer");
+        let got = node.await.expect("node");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].op, Op::Filter as u8);
+    }
+
+    #[tokio::test]
+    async fn a_node_that_answers_in_tls_is_named_as_such() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address").to_string();
+        let node = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let mut first = [0u8; 4];
+            let _ = stream.read(&mut first).await;
+            // What rustls sends to bytes that are not TLS: a fatal
+            // decode_error alert; then it closes.
+            let _ = stream.write_all(&[0x15, 3, 3, 0, 2, 2, 50]).await;
+        });
+        let client = Client::connect(&addr).await.expect("connect");
+        let outcome = client.status().await;
+        assert!(
+            matches!(&outcome, Err(ClientError::SpeaksTls { addr: a }) if *a == addr),
+            "{outcome:?}"
+        );
+        node.await.expect("node");
+    }
+}
