@@ -520,8 +520,11 @@ mod tests {
     #[tokio::test]
     async fn a_key_is_presented_with_auth_before_anything_else() {
         let accepted = json!({"name": "ci", "scopes": ["filter", "read"]});
-        let (addr, node) =
-            scripted_node(vec![vec![(Op::Result, accepted)], vec![(Op::Result, json!({}))]]).await;
+        let (addr, node) = scripted_node(vec![
+            vec![(Op::Result, accepted)],
+            vec![(Op::Result, json!({}))],
+        ])
+        .await;
         let client = Client::connect_with(&addr, &options("s3cret"))
             .await
             .expect("the key is accepted");

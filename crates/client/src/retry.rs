@@ -179,7 +179,9 @@ pub(crate) mod tests {
     /// A node on a local port that answers the n-th request with the n-th
     /// answer (a RESULT echoes the request's payload), then closes the
     /// connection; its task returns the requests it got.
-    pub(crate) async fn scripted_node(answers: Vec<Answer>) -> (String, tokio::task::JoinHandle<Vec<Frame>>) {
+    pub(crate) async fn scripted_node(
+        answers: Vec<Answer>,
+    ) -> (String, tokio::task::JoinHandle<Vec<Frame>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address").to_string();
         let task = tokio::spawn(async move {

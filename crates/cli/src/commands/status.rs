@@ -27,7 +27,11 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("node {} (ocellus {})", report.node_id, report.version);
+        let transport = if report.tls { "TLS" } else { "plain TCP" };
+        println!(
+            "node {} (ocellus {}); {transport}",
+            report.node_id, report.version
+        );
         println!("roles: {}", report.roles.names().join(", "));
         println!(
             "queue: {} waiting (capacity {}); workers: {} busy of {}",
