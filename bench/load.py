@@ -12,12 +12,19 @@ that a change in machine load hits every system alike):
   Pillow GaussianBlur(5) + JPEG), driven by the same clients (target: ours
   >= 5x its images/s).
 
+With --compare-tls, a fourth system: the same `ocellus serve` with TLS on
+its port (the clients verify it against --ca; without --tls-cert the run
+makes a throwaway self-signed certificate with `openssl`), and the ratio
+TLS / plain images/s. --key KEY (or env OCELLUS_KEY) makes every client
+connection send AUTH first; give the node its keys with --serve-arg.
+
 Reports images/s, p50/p99 latency (send to last byte of the result) and the
 server's peak memory (VmHWM of its process), as a markdown table; medians
 over the rounds. Default: blur=5 on 1080p JPEGs made from
 ../shared/data/photos, 8 clients x 8 images, 3 rounds.
 
     python3 bench/load.py [--clients 8] [--images 8] [--rounds 3] [--quick]
+    python3 bench/load.py --compare-tls [--tls-cert C --tls-key K --ca CA] [--key KEY]
 """
 
 from __future__ import annotations
@@ -143,10 +150,10 @@ def baseline_request(sock: socket.socket, image: bytes, _ops: str, _request_id: 
     return proto._read_exactly(sock, n)
 
 
-def drive(addr: str, request, work: list[list[tuple[str, bytes]]], ops: str) -> dict:
-    """One thread per client; each sends its images one after the other.
-    Returns wall time, latencies and the results by file name."""
-    host, _, port = addr.rpartition(":")
+def drive(addr: str, request, work: list[list[tuple[str, bytes]]], ops: str, link=proto.PLAIN) -> dict:
+    """One thread per client; each sends its images one after the other
+    (over `link`: TLS, AUTH first). Returns wall time, latencies and the
+    results by file name."""
     barrier = threading.Barrier(len(work) + 1)
     latencies: list[float] = []
     results: dict[str, bytes] = {}
@@ -155,7 +162,7 @@ def drive(addr: str, request, work: list[list[tuple[str, bytes]]], ops: str) -> 
 
     def client(jobs):
         try:
-            with socket.create_connection((host, int(port)), timeout=600) as sock:
+            with proto.connect(addr, 600, link) as sock:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 barrier.wait()
                 for i, (name, image) in enumerate(jobs, start=1):
@@ -190,16 +197,17 @@ def percentile(values: list[float], q: float) -> float:
 # ------------------------------------------------------------------ systems
 
 
-def run_ocellus_server(binary: Path, work, ops: str, workers: int | None) -> dict:
+def run_ocellus_server(binary: Path, work, ops: str, workers: int | None, link=proto.PLAIN,
+                       extra: list[str] = ()) -> dict:
     # The filter role only: this benchmark measures the filter server (and a
     # node with every role would open a face store in the home folder).
     cmd = [str(binary), "serve", "--listen", "127.0.0.1:0", "--queue-capacity", "4096", "--roles", "filter"]
     if workers:
         cmd += ["--workers", str(workers)]
-    proc, addr = start(cmd)
+    proc, addr = start(cmd + list(extra))
     try:
-        drive(addr, ocellus_request, [work[0][:1]], ops)  # warm-up
-        r = drive(addr, ocellus_request, work, ops)
+        drive(addr, ocellus_request, [work[0][:1]], ops, link)  # warm-up
+        r = drive(addr, ocellus_request, work, ops, link)
         r["peak_mib"] = peak_rss_mib(proc.pid)
     finally:
         stop(proc)
@@ -231,6 +239,17 @@ def run_local(binary: Path, files: list[Path], ops: str) -> dict:
     return {"wall": wall, "latencies": [], "results": results, "peak_mib": usage.ru_maxrss / 1024}
 
 
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A throwaway certificate for localhost and 127.0.0.1, and its key."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert),
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-addext", "basicConstraints=critical,CA:FALSE"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return cert, key
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -244,6 +263,13 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="4 clients x 2 images, 1 round")
     p.add_argument("--bin", default=os.environ.get("OCELLUS_BIN", REPO / "target" / "release" / "ocellus"))
     p.add_argument("--data", default=os.environ.get("OCELLUS_TEST_DATA", REPO.parent / "shared" / "data"))
+    p.add_argument("--compare-tls", action="store_true", help="also run the node with TLS; print TLS / plain")
+    p.add_argument("--tls", action="store_true", help="the ocellus clients speak TLS (implied by --compare-tls)")
+    p.add_argument("--tls-cert", help="the node's certificate chain (PEM; default: a self-signed one)")
+    p.add_argument("--tls-key", help="the node's key (PEM)")
+    p.add_argument("--ca", help="the CA the clients trust (default: --tls-cert)")
+    p.add_argument("--key", default=os.environ.get("OCELLUS_KEY"), help="API key sent with AUTH on every connection")
+    p.add_argument("--serve-arg", action="append", default=[], help="extra `ocellus serve` argument (repeatable)")
     args = p.parse_args()
     if args.quick:
         args.clients, args.images, args.rounds = 4, 2, 1
@@ -258,14 +284,34 @@ def main() -> int:
     work = [[(f.stem, images[f.stem]) for f in files[c * args.images:(c + 1) * args.images]]
             for c in range(args.clients)]
     n = len(files)
+    tls_dir = tempfile.TemporaryDirectory(prefix="ocellus-load-tls-")
+    tls_serve: list[str] = []
+    tls_link = None
+    if args.compare_tls or args.tls:
+        if args.tls_cert and args.tls_key:
+            cert, key = Path(args.tls_cert), Path(args.tls_key)
+        else:
+            cert, key = self_signed(Path(tls_dir.name))
+        tls_serve = ["--tls-cert", str(cert), "--tls-key", str(key)]
+        tls_link = proto.Link(tls=True, ca=args.ca or str(cert), key=args.key)
+    plain_link = proto.Link(key=args.key)
+    # Without --compare-tls, --tls makes the one server run a TLS one.
+    main_link, main_extra = (tls_link, tls_serve) if args.tls and not args.compare_tls else (plain_link, [])
     load_before = os.getloadavg()
     runs: dict[str, list[dict]] = {"server": [], "local": [], "baseline": []}
+    if args.compare_tls:
+        runs["server_tls"] = []
     for r in range(args.rounds):
         print(f"round {r + 1}/{args.rounds} ...", file=sys.stderr)
-        runs["server"].append(run_ocellus_server(binary, work, args.ops, args.workers))
+        runs["server"].append(run_ocellus_server(binary, work, args.ops, args.workers, main_link,
+                                                 main_extra + args.serve_arg))
+        if args.compare_tls:
+            runs["server_tls"].append(run_ocellus_server(binary, work, args.ops, args.workers, tls_link,
+                                                         tls_serve + args.serve_arg))
         runs["local"].append(run_local(binary, files, args.ops))
         runs["baseline"].append(run_baseline(work, args.ops))
     load_after = os.getloadavg()
+    tls_dir.cleanup()
 
     # Ours over the network must produce exactly what ours in-process does.
     mismatched = [k for k, v in runs["local"][0]["results"].items() if runs["server"][0]["results"].get(k) != v]
@@ -292,12 +338,16 @@ def main() -> int:
           f"{load_before[0]:.1f} before, {load_after[0]:.1f} after\n")
     print("| system | images/s | wall s | p50 ms | p99 ms | peak RSS MiB | images/s per round |")
     print("|---|---:|---:|---:|---:|---:|---|")
+    auth = ", AUTH" if args.key else ""
     names = {
-        "server": f"ocellus serve ({args.clients} clients over loopback)",
+        "server": f"ocellus serve ({args.clients} clients over loopback{', TLS' if main_extra else ''}{auth})",
+        "server_tls": f"ocellus serve with TLS ({args.clients} clients over loopback{auth})",
         "local": "ocellus filter --local (same files, one process)",
         "baseline": "baseline_server.py (ThreadingTCPServer + Pillow)",
     }
     for key, label in names.items():
+        if key not in s:
+            continue
         v = s[key]
         print(f"| {label} | {v['images_per_s']:.2f} | {v['wall_s']:.2f} | {fmt(v['p50_ms'])} | "
               f"{fmt(v['p99_ms'])} | {v['peak_mib']:.0f} | {v['rounds_images_per_s']} |")
@@ -305,11 +355,17 @@ def main() -> int:
           f"{'met' if overhead >= 0.9 else 'NOT met'})")
     print(f"ours / baseline images/s: {vs_baseline:.1f}x (target >= 5x: {'met' if vs_baseline >= 5 else 'NOT met'})")
     print(f"server results identical to --local: {'yes' if not mismatched else 'NO'}")
+    tls_ratio = None
+    if args.compare_tls:
+        tls_ratio = s["server_tls"]["images_per_s"] / s["server"]["images_per_s"]
+        same = runs["server_tls"][0]["results"] == runs["server"][0]["results"]
+        print(f"TLS / plain images/s: {tls_ratio:.3f}; p50 {fmt(s['server_tls']['p50_ms'])} ms vs "
+              f"{fmt(s['server']['p50_ms'])} ms; TLS results identical: {'yes' if same else 'NO'}")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "load.json").write_text(json.dumps({
         "ops": args.ops, "clients": args.clients, "images_per_client": args.images, "rounds": args.rounds,
         "load_before": load_before, "load_after": load_after, "summary": s,
-        "server_over_local": overhead, "server_over_baseline": vs_baseline,
+        "server_over_local": overhead, "server_over_baseline": vs_baseline, "tls_over_plain": tls_ratio,
     }, indent=2))
     return 0
 

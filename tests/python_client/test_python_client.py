@@ -212,3 +212,69 @@ def test_face_operations_match_the_rust_client(server, ocellus_bin, photos, tmp_
     proc = subprocess.run([sys.executable, str(CLIENT_PATH), "--server", server.addr, "--enroll", "Nobody",
                            str(photos / "mtcnn_no-faces.jpg")], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1 and "rejected: no face found" in proc.stdout, proc.stdout + proc.stderr
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A throwaway certificate for localhost and 127.0.0.1 (openssl), and its key."""
+    if shutil.which("openssl") is None:
+        missing("openssl not found (needed to make a test certificate)")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-days", "2", "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert),
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-addext", "basicConstraints=critical,CA:FALSE"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def test_tls_filter_equals_local_and_a_plain_client_is_told(ocellus_bin, photos, tmp_path):
+    cert, key = self_signed(tmp_path)
+    s = Server(ocellus_bin, "--roles", "filter", "--workers", "1", "--tls-cert", str(cert), "--tls-key", str(key))
+    try:
+        link = client.Link(tls=True, ca=str(cert))
+        assert client.status(s.addr, link)["tls"] is True
+        name = PHOTOS[0]
+        header, image = client.filter(s.addr, photos / name, "blur=5", say=lambda line: None, link=link)
+        assert image == local_output(ocellus_bin, "blur=5", photos / name, tmp_path / "local").read_bytes()
+        with pytest.raises(ConnectionError, match="speaks TLS"):
+            client.status(s.addr)
+        proc = subprocess.run([sys.executable, str(CLIENT_PATH), "--server", s.addr, "--ca", str(cert), "--status"],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0 and json.loads(proc.stdout)["tls"] is True, proc.stderr
+    finally:
+        s.stop()
+
+
+def fake_node(answer_op: int, answer: dict) -> tuple[str, list]:
+    """A one-connection node on a free port that answers every request with
+    `answer_op`/`answer` and records the requests (op, header)."""
+    import socket
+    listener = socket.create_server(("127.0.0.1", 0))
+    got = []
+
+    def serve():
+        with listener, listener.accept()[0] as conn:
+            while True:
+                try:
+                    op, request_id, header, _ = client.read_frame(conn)
+                except ConnectionError:
+                    return
+                got.append((op, header))
+                conn.sendall(client.encode_frame(answer_op, request_id, answer))
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"127.0.0.1:{listener.getsockname()[1]}", got
+
+
+def test_a_key_is_sent_with_auth_first_and_a_refusal_is_reported():
+    addr, got = fake_node(client.RESULT, {"name": "ci", "scopes": ["read"]})
+    client.status(addr, client.Link(key="s3cret"))
+    assert got[0] == (client.AUTH, {"key": "s3cret"})
+    assert got[1][0] == client.STATUS
+    addr, got = fake_node(client.ERROR, {"code": "unauthorized", "message": "unknown key"})
+    env = dict(os.environ, OCELLUS_KEY="s3cret")
+    proc = subprocess.run([sys.executable, str(CLIENT_PATH), "--server", addr, "--status"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 1
+    assert "the node refused the key (unauthorized)" in proc.stderr and "s3cret" not in proc.stderr
+    assert got == [(client.AUTH, {"key": "s3cret"})]

@@ -32,7 +32,7 @@ enum Command {
     /// Apply a pipeline of filters to images, locally or on a node.
     Filter(commands::filter::FilterArgs),
     /// Run a node: the server with the job queue.
-    Serve(commands::serve::ServeArgs),
+    Serve(Box<commands::serve::ServeArgs>),
     /// Show a node's queue, counters and peers.
     Status(commands::status::StatusArgs),
     /// Detect faces with an OpenCV cascade (OpenCV-exact boxes).
@@ -63,7 +63,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Filter(args) => commands::filter::run(args),
-        Command::Serve(args) => commands::serve::run(args),
+        Command::Serve(args) => commands::serve::run(*args),
         Command::Status(args) => commands::status::run(args),
         Command::Detect(args) => commands::detect::run(args),
         Command::Eval(args) => commands::eval::run(args),

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use bytes::Bytes;
-use ocellus_client::{Call, Client, ClientError, Event, Retry};
+use ocellus_client::{Call, Client, ClientError, ConnectOptions, Event, Retry, TlsOptions};
 use ocellus_protocol::message::from_header;
 use ocellus_protocol::{ErrorCode, ErrorEvent, Op};
 use serde_json::{Map, Value};
@@ -28,7 +28,7 @@ use tokio::sync::Semaphore;
 
 use crate::output::{progress, report};
 
-/// The `--server` option of the client commands.
+/// The `--server` option of the client commands, with how to connect.
 #[derive(clap::Args)]
 pub struct ServerArg {
     /// The node (host:port).
@@ -39,13 +39,83 @@ pub struct ServerArg {
         value_name = "ADDR"
     )]
     pub server: String,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
-/// Connects to a node, saying which one in the error.
-pub(crate) async fn connect(addr: &str) -> anyhow::Result<Client> {
-    Client::connect(addr)
+/// How a client command connects to its node: TLS, and a key to present.
+/// Beside `--server` in every client command.
+#[derive(clap::Args, Clone, Default)]
+pub struct ConnectArgs {
+    /// Speak TLS to the node, verifying its certificate (against the
+    /// system roots, or --ca).
+    #[arg(long)]
+    pub tls: bool,
+    /// Trust only this CA (PEM) for the node's certificate (implies --tls).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// The name the node's certificate must carry, when it differs from
+    /// the host of --server (implies --tls).
+    #[arg(long, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
+    /// API key to present (AUTH) before any request.
+    #[arg(long, env = "OCELLUS_KEY", hide_env_values = true, value_name = "KEY")]
+    pub key: Option<String>,
+}
+
+impl std::fmt::Debug for ConnectArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectArgs")
+            .field("tls", &self.tls)
+            .field("ca", &self.ca)
+            .field("tls_server_name", &self.tls_server_name)
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl ConnectArgs {
+    /// Whether any option was given (they need a node to connect to).
+    pub fn any(&self) -> bool {
+        self.tls || self.ca.is_some() || self.tls_server_name.is_some() || self.key.is_some()
+    }
+
+    /// The client's options: TLS if asked for, the key if any.
+    fn options(&self) -> anyhow::Result<ConnectOptions> {
+        let tls = if self.tls || self.ca.is_some() || self.tls_server_name.is_some() {
+            let tls = match &self.ca {
+                Some(ca) => TlsOptions::ca_file(ca).context("--ca")?,
+                None => TlsOptions::system().context("--tls without --ca")?,
+            };
+            Some(match &self.tls_server_name {
+                Some(name) => tls.with_server_name(name),
+                None => tls,
+            })
+        } else {
+            None
+        };
+        Ok(ConnectOptions {
+            tls,
+            key: self.key.clone(),
+        })
+    }
+}
+
+/// Connects to the node at `addr` as `how` says, saying which node in
+/// the error.
+pub(crate) async fn connect(addr: &str, how: &ConnectArgs) -> anyhow::Result<Client> {
+    let options = how.options()?;
+    Client::connect_with(addr, &options)
         .await
         .with_context(|| format!("cannot reach the node at {addr}"))
+}
+
+/// Refuses connection options in a command's local mode.
+pub(crate) fn refuse_local(how: &ConnectArgs) -> anyhow::Result<()> {
+    if how.any() {
+        anyhow::bail!("--tls, --ca, --tls-server-name and --key work with --server only");
+    }
+    Ok(())
 }
 
 /// A single-threaded runtime for a client command.
@@ -186,6 +256,7 @@ fn only_answer<T: serde::de::DeserializeOwned>(event: &Event) -> anyhow::Result<
 /// Returns the exit code: failure if any file failed.
 pub(crate) fn each_file<T, S>(
     addr: &str,
+    how: &ConnectArgs,
     files: &[PathBuf],
     op: Op,
     header: Map<String, Value>,
@@ -197,7 +268,7 @@ where
     S: FnMut(&Path, T, &[u8]) -> anyhow::Result<()>,
 {
     let failed = runtime()?.block_on(async {
-        let client = Arc::new(connect(addr).await?);
+        let client = Arc::new(connect(addr, how).await?);
         let batch = Batch {
             files,
             in_flight: 4,

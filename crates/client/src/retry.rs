@@ -152,7 +152,7 @@ impl Client {
             }
             if !busy {
                 // The events ended without a RESULT, ERROR or BUSY.
-                return Err(ClientError::Closed);
+                return Err(request.closed());
             }
             tokio::time::sleep(delay).await;
             delay = retry.next_delay(delay);
@@ -162,7 +162,7 @@ impl Client {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::{Arc, Mutex};
 
     use bytes::Bytes;
@@ -174,12 +174,14 @@ mod tests {
     use super::*;
 
     /// The events a scripted node sends for one request.
-    type Answer = Vec<(Op, Value)>;
+    pub(crate) type Answer = Vec<(Op, Value)>;
 
     /// A node on a local port that answers the n-th request with the n-th
     /// answer (a RESULT echoes the request's payload), then closes the
     /// connection; its task returns the requests it got.
-    async fn scripted_node(answers: Vec<Answer>) -> (String, tokio::task::JoinHandle<Vec<Frame>>) {
+    pub(crate) async fn scripted_node(
+        answers: Vec<Answer>,
+    ) -> (String, tokio::task::JoinHandle<Vec<Frame>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address").to_string();
         let task = tokio::spawn(async move {

@@ -16,7 +16,10 @@ use ocellus_recognize::Algorithm;
 
 use ocellus_protocol::RoleSet;
 
+use ocellus_client::TlsOptions;
+
 use crate::mesh::MeshSettings;
+use crate::net::tls::ServerTls;
 use crate::roles::detection::DetectionSettings;
 
 /// Everything a node needs to know to start.
@@ -73,6 +76,13 @@ pub struct NodeConfig {
     /// may send the peer-only request forms, and links to peers prove it
     /// before sending anything.
     pub cluster_secret: Option<ClusterSecret>,
+    /// TLS on the protocol port; `None`: plain TCP.
+    pub tls: Option<ServerTls>,
+    /// How to verify peers that speak TLS (mesh peers, the recognition
+    /// node); `None`: the system roots.
+    pub peer_tls: Option<TlsOptions>,
+    /// Speak TLS to the recognition node ([`recognizer_addr`](Self::recognizer_addr)).
+    pub recognizer_tls: bool,
 }
 
 impl NodeConfig {
@@ -103,6 +113,9 @@ impl NodeConfig {
             mesh: None,
             keys: None,
             cluster_secret: None,
+            tls: None,
+            peer_tls: None,
+            recognizer_tls: false,
         }
     }
 }

@@ -17,7 +17,7 @@
 //!   hand-over;
 //! - `request/`: one module per operation (parse, job, run, answer) and the
 //!   transport-neutral handler;
-//! - `net/`: the TCP listener, connections and their writers;
+//! - `net/`: the TCP listener, TLS, connections and their writers;
 //! - [`Node`]: the wiring, start and stop order.
 
 #![warn(missing_docs)]
@@ -37,5 +37,6 @@ mod state;
 pub use config::NodeConfig;
 pub use error::NodeError;
 pub use mesh::{Forwarding, GossipTransport, MeshError, MeshSettings};
+pub use net::tls::{ServerTls, ServerTlsError, peer_tls};
 pub use node::{Node, NodeHandle};
 pub use roles::detection::{DetectionSettings, MIN_FACE_SIZE, MIN_SCALE_FACTOR};

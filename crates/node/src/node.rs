@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ocellus_client::TlsOptions;
 use ocellus_protocol::ErrorCode;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -24,6 +25,7 @@ use crate::error::NodeError;
 use crate::exec::worker::{self, Workers};
 use crate::exec::{JobQueue, QueuedJob, Task};
 use crate::mesh::Mesh;
+use crate::mesh::connections::PeerConnections;
 use crate::mesh::handover;
 use crate::mesh::route::{Route, route};
 use ocellus_protocol::Role;
@@ -117,6 +119,7 @@ impl Node {
                     listener.local_addr()?,
                     config.roles,
                     config.workers,
+                    PeerConnections::new(config.tls.is_some(), config.peer_tls.clone()),
                 )
                 .await?,
             )),
@@ -274,10 +277,21 @@ fn open_roles(
     };
     let detect = roles.contains(Role::Detect);
     let link = match (&config.recognizer_addr, &recognition) {
-        (Some(addr), _) => Some(RecognizerLink::Remote(Arc::new(RemoteRecognizer::new(
-            addr.clone(),
-            prover,
-        )))),
+        (Some(addr), _) => {
+            let tls =
+                match (config.recognizer_tls, &config.peer_tls) {
+                    (false, _) => None,
+                    (true, Some(t)) => Some(t.clone()),
+                    (true, None) => Some(TlsOptions::system().map_err(|e| {
+                        NodeError::Config(format!("TLS to the recognition node: {e}"))
+                    })?),
+                };
+            Some(RecognizerLink::Remote(Arc::new(RemoteRecognizer::new(
+                addr.clone(),
+                tls,
+                prover,
+            ))))
+        }
         (None, Some(service)) => Some(RecognizerLink::Local(service.clone())),
         (None, None) if detect => {
             return Err(NodeError::Config(

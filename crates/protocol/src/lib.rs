@@ -15,6 +15,7 @@ mod frame;
 pub mod message;
 mod op;
 mod role;
+pub mod sniff;
 mod status;
 
 pub use error::{ErrorCode, ErrorEvent};

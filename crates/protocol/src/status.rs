@@ -51,6 +51,9 @@ pub struct StatusReport {
     /// The other nodes of the mesh, alive or recently dead.
     #[serde(default)]
     pub peers: Vec<PeerStatus>,
+    /// Whether the protocol port speaks TLS.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 /// Another node of the mesh, as gossip describes it.
@@ -78,6 +81,9 @@ pub struct PeerStatus {
     pub alive: bool,
     /// Whether it announced that it is leaving.
     pub leaving: bool,
+    /// Whether its protocol port speaks TLS (peers connect with TLS).
+    #[serde(default)]
+    pub tls: bool,
 }
 
 impl PeerStatus {

@@ -79,7 +79,7 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<ExitCode> {
     });
     let quiet = args.json;
     let results = runtime()?.block_on(async {
-        let client = connect(&args.node.server).await?;
+        let client = connect(&args.node.server, &args.node.connect).await?;
         let mut results: Vec<EnrollResult> = Vec::new();
         for batch in batches(&photos) {
             let request = Call::with_images(Op::Enroll, header.clone(), batch);

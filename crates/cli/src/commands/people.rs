@@ -42,7 +42,7 @@ pub enum PeopleAction {
 /// Runs the command.
 pub fn run(args: PeopleArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(&args.node.server).await?;
+        let client = connect(&args.node.server, &args.node.connect).await?;
         match args.action {
             PeopleAction::List { json } => {
                 let result: PeopleResult = ask(&client, Op::People, Map::new()).await?;

@@ -72,6 +72,7 @@ pub fn run(args: RecognizeArgs) -> anyhow::Result<ExitCode> {
     let mut index = 0;
     each_file(
         &args.node.server,
+        &args.node.connect,
         &args.files,
         Op::Recognize,
         header,

@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use ocellus_detect::DetectParams;
 use ocellus_node::{
     DetectionSettings, Forwarding, MIN_FACE_SIZE, MIN_SCALE_FACTOR, MeshSettings, Node, NodeConfig,
+    ServerTls, peer_tls,
 };
 use ocellus_protocol::{Role, RoleSet};
 use ocellus_recognize::Algorithm;
@@ -48,6 +49,23 @@ pub struct ServeArgs {
     /// (host:port); without it, this node's own recognize role.
     #[arg(long, value_name = "ADDR")]
     pub recognizer: Option<String>,
+    /// Speak TLS to the --recognizer node, verified as peers are
+    /// (--peer-ca).
+    #[arg(long, requires = "recognizer")]
+    pub recognizer_tls: bool,
+    /// TLS on the protocol port: this node's certificate chain (PEM, its
+    /// own certificate first; end it with the CA that signed it so peers
+    /// with the same CA trust each other). Needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM). Needs --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The CA (PEM) that signs the cluster's node certificates, to verify
+    /// TLS peers and the --recognizer-tls node (default: the system roots
+    /// and the last certificate of --tls-cert).
+    #[arg(long, value_name = "FILE")]
+    pub peer_ca: Option<PathBuf>,
     /// Detection cascade: a path, or a name looked up in
     /// $OCELLUS_CASCADE_DIR and the OpenCV data folders.
     #[arg(long, default_value = SERVICE_CASCADE)]
@@ -210,6 +228,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     config.recognizer_addr = args.recognizer.clone();
     config.keys = keys_for(&args)?;
+    config.recognizer_tls = args.recognizer_tls;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let tls = ServerTls::from_pem_files(cert, key).context("--tls-cert/--tls-key")?;
+        config.tls = Some(tls);
+    }
+    // Without TLS of its own nor --peer-ca, a node that meets a TLS peer
+    // trusts the system roots (loaded then, not at every start).
+    if config.tls.is_some() || args.peer_ca.is_some() {
+        let roots = peer_tls(args.peer_ca.as_deref(), config.tls.as_ref())
+            .context("--peer-ca: the roots for verifying TLS peers")?;
+        config.peer_tls = Some(roots);
+    }
     let secret = match &args.cluster_secret_file {
         Some(path) => Some(read_secret(path)?),
         None if !args.join.is_empty() => bail!(
@@ -278,7 +308,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("starting the node on {}", config.listen))?;
         let addr = node.local_addr()?;
         println!("listening on {addr}");
-        tracing::info!(%addr, workers, queue_capacity = config.queue_capacity, roles = %config.roles, "ocellus node started");
+        let tls = config.tls.is_some();
+        tracing::info!(%addr, tls, workers, queue_capacity = config.queue_capacity, roles = %config.roles, "ocellus node started");
         node.run(shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
     })

@@ -21,13 +21,17 @@ pub struct StatusArgs {
 /// Runs the command.
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let report = runtime()?.block_on(async {
-        let client = connect(&args.node.server).await?;
+        let client = connect(&args.node.server, &args.node.connect).await?;
         anyhow::Ok(client.status().await?)
     })?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("node {} (ocellus {})", report.node_id, report.version);
+        let transport = if report.tls { "TLS" } else { "plain TCP" };
+        println!(
+            "node {} (ocellus {}); {transport}",
+            report.node_id, report.version
+        );
         println!("roles: {}", report.roles.names().join(", "));
         println!(
             "queue: {} waiting (capacity {}); workers: {} busy of {}",

@@ -136,7 +136,7 @@ async fn attempt(
     let mut sent: Option<(Arc<Client>, ocellus_client::Request)> = None;
     let mut last_error = String::new();
     for _ in 0..2 {
-        let client = match mesh.connections.get(&peer.addr).await {
+        let client = match mesh.connections.get(&peer.addr, peer.tls).await {
             Ok(c) => c,
             Err(e) => return Outcome::Failed(responder, e.to_string()),
         };

@@ -48,6 +48,8 @@ pub(crate) mod keys {
     pub const MEAN_JOB_S: &str = "mean_job_s";
     /// "true" once the node is leaving: send it nothing more.
     pub const LEAVING: &str = "leaving";
+    /// "true" when the protocol listener speaks TLS (connect with TLS).
+    pub const TLS: &str = "tls";
 }
 
 /// The load a peer's gossip state describes.
@@ -79,13 +81,15 @@ pub(crate) struct Mesh {
 }
 
 impl Mesh {
-    /// Joins (or founds) the mesh. `listen` is the TCP address actually bound.
+    /// Joins (or founds) the mesh. `listen` is the TCP address actually
+    /// bound; `connections` says whether it speaks TLS (published to peers).
     pub(crate) async fn start(
         settings: &MeshSettings,
         node_id: &str,
         listen: SocketAddr,
         roles: RoleSet,
         workers: usize,
+        connections: PeerConnections,
     ) -> Result<Mesh, MeshError> {
         let host = match (settings.advertise, listen.ip()) {
             (Some(ip), _) => ip,
@@ -127,6 +131,7 @@ impl Mesh {
             (keys::ROLES.to_string(), roles.to_string()),
             (keys::WORKERS.to_string(), workers.to_string()),
             (keys::LEAVING.to_string(), "false".to_string()),
+            (keys::TLS.to_string(), connections.own_tls().to_string()),
         ];
         let rejections = Arc::new(Rejections::default());
         let sealed;
@@ -151,7 +156,7 @@ impl Mesh {
             handle: tokio::sync::Mutex::new(Some(handle)),
             peers: watch::Sender::new(Arc::new(Vec::new())),
             in_flight: Mutex::new(HashMap::new()),
-            connections: PeerConnections::default(),
+            connections,
             forwarding: settings.forwarding,
             jobs_forwarded: AtomicU64::new(0),
             rejections,
@@ -207,6 +212,7 @@ impl Mesh {
                         .unwrap_or(0.0),
                     alive: live.contains(id),
                     leaving: get(keys::LEAVING) == Some("true"),
+                    tls: get(keys::TLS) == Some("true"),
                 })
             })
             .collect();

@@ -10,6 +10,9 @@
 //! keeps the connection's session, and asks [`crate::access::rules`]
 //! about every other request before it goes further.
 //!
+//! The connection is a pair of stream halves, plain TCP or TLS alike:
+//! nothing here knows which.
+//!
 //! Two clocks: a frame whose first byte has arrived must be complete within
 //! `frame_timeout` (however slowly the bytes trickle in: slow-loris
 //! clients), and a connection with nothing in flight must not stay silent
@@ -23,9 +26,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use ocellus_protocol::message::to_header;
 use ocellus_protocol::{Decoded, ErrorCode, ErrorEvent, Frame, Op, PROTOCOL_VERSION, decode_frame};
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tracing::{debug, warn};
 
@@ -35,12 +36,17 @@ use crate::access::{Session, auth, rules};
 use crate::call::{Answer, Caller, Incoming, Responder, error};
 use crate::state::State;
 
-/// Serves one connection until the client leaves or is closed.
-pub(crate) async fn serve(stream: TcpStream, state: Arc<State>) {
-    let peer = stream.peer_addr().ok();
-    let peer_addr = peer;
-    let _ = stream.set_nodelay(true);
-    let (mut reader, writer) = stream.into_split();
+/// Serves one connection, read from `reader` and written to `writer`,
+/// until the client leaves or is closed.
+pub(crate) async fn serve<R, W>(
+    mut reader: R,
+    writer: W,
+    peer: Option<std::net::SocketAddr>,
+    state: Arc<State>,
+) where
+    R: AsyncRead + Send + Unpin,
+    W: AsyncWrite + Send + Unpin + 'static,
+{
     let cfg = &state.config;
     // Room for every in-flight request's terminal event, one closing
     // ERROR, and progress events.
@@ -58,7 +64,7 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<State>) {
         in_flight: Arc::new(Mutex::new(HashSet::new())),
         state: state.clone(),
         session: Mutex::new(Session::Anonymous),
-        peer: peer_addr,
+        peer,
     };
     let reason = conn.read_loop(&mut reader).await;
     debug!(?peer, reason, "connection ends");
@@ -88,7 +94,7 @@ struct Conn {
 impl Conn {
     /// Reads and handles frames; returns why it stopped: "eof" (client
     /// left), "closed" (we closed after an ERROR), or a read error.
-    async fn read_loop(&self, reader: &mut OwnedReadHalf) -> &'static str {
+    async fn read_loop(&self, reader: &mut (impl AsyncRead + Unpin)) -> &'static str {
         let cfg = &self.state.config;
         let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
         let mut frame_deadline: Option<tokio::time::Instant> = None;
@@ -102,6 +108,13 @@ impl Conn {
                     continue;
                 }
                 Ok(Decoded::NeedMore(_)) => {}
+                Err(_) if super::tls::is_client_hello(&buf) => {
+                    // Nothing a TLS client could read: just close.
+                    warn!(
+                        "a TLS ClientHello on this plain-text port: closing (serve with --tls-cert and --tls-key, or connect without --tls)"
+                    );
+                    return "closed";
+                }
                 Err(e) => {
                     warn!(error = %e, "closing connection");
                     self.close_with(error(e.code(), e.to_string())).await;

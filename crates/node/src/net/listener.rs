@@ -1,13 +1,19 @@
-//! Accepting connections until the node stops.
+//! Accepting connections until the node stops, and the TLS handshake of
+//! each on a node with TLS.
 //!
 //! Invariant: an accept error (out of file descriptors and the like) never
-//! ends the node; it waits a moment and goes on.
+//! ends the node; it waits a moment and goes on. A TLS handshake that does
+//! not complete within the frame timeout is dropped (slow-loris), and no
+//! request is read before the handshake is done.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tracing::warn;
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{info, warn};
+
+use ocellus_client::rustls;
 
 use super::connection;
 use crate::state::State;
@@ -27,8 +33,8 @@ pub(crate) async fn accept_until(
         tokio::select! {
             _ = &mut stop => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(connection::serve(stream, state.clone()));
+                Ok((stream, peer)) => {
+                    tokio::spawn(serve(stream, peer, state.clone()));
                 }
                 Err(e) => {
                     warn!(error = %e, "accept failed");
@@ -36,5 +42,33 @@ pub(crate) async fn accept_until(
                 }
             },
         }
+    }
+}
+
+/// One accepted connection: plain, or TLS once the handshake is done.
+async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = &state.config.tls else {
+        let (reader, writer) = stream.into_split();
+        return connection::serve(reader, writer, Some(peer), state).await;
+    };
+    let handshake = tls.acceptor().accept(stream);
+    match tokio::time::timeout(state.config.frame_timeout, handshake).await {
+        Ok(Ok(stream)) => {
+            let (reader, writer) = tokio::io::split(stream);
+            connection::serve(reader, writer, Some(peer), state).await;
+        }
+        Ok(Err(e)) => {
+            let plain = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .is_some_and(|e| matches!(e, rustls::Error::InvalidMessage(_)));
+            if plain {
+                info!(%peer, "a plain-text client on the TLS port (it should connect with --tls)");
+            } else {
+                info!(%peer, error = %e, "TLS handshake failed");
+            }
+        }
+        Err(_) => info!(%peer, "TLS handshake not completed within the frame timeout"),
     }
 }

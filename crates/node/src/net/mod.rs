@@ -1,4 +1,5 @@
-//! The TCP side of a node: accepting connections ([`listener`]), reading
+//! The TCP side of a node: accepting connections ([`listener`]), TLS on
+//! them when configured ([`tls`]), reading
 //! frames and writing events on each ([`connection`]), and delivering a
 //! request's events in order with backpressure ([`writer`]).
 //!
@@ -8,4 +9,5 @@
 
 pub(crate) mod connection;
 pub(crate) mod listener;
+pub(crate) mod tls;
 pub(crate) mod writer;

@@ -17,8 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ocellus_protocol::{Frame, Op};
 use serde_json::{Map, Value};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::{self, OwnedPermit};
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 
@@ -107,7 +106,7 @@ impl JobSink for ProgressSink {
 /// `write_timeout` (the client stopped reading or left), or a frame asks
 /// to close.
 pub(crate) async fn write_loop(
-    mut writer: OwnedWriteHalf,
+    mut writer: impl AsyncWrite + Unpin,
     mut rx: mpsc::Receiver<Outgoing>,
     write_timeout: Duration,
     answered: Arc<Notify>,

@@ -29,6 +29,7 @@ pub(crate) fn report(state: &State) -> StatusReport {
         keys_required: state.access.keys.is_some(),
         jobs_forwarded: state.mesh.as_ref().map_or(0, |m| m.jobs_forwarded()),
         gossip_rejected: state.mesh.as_ref().map_or(0, |m| m.gossip_rejected()),
+        tls: state.config.tls.is_some(),
         peers: state
             .mesh
             .as_ref()

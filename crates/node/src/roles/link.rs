@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ocellus_client::{Client, ClientError, Event};
+use ocellus_client::{Client, ClientError, ConnectOptions, Event, TlsOptions};
 use ocellus_codec::{EncodeOptions, ImageFormat, encode};
 use ocellus_embed::Descriptor;
 use ocellus_imaging::Image;
@@ -155,18 +155,38 @@ pub struct RemoteRecognizer {
     addr: String,
     /// With a cluster secret: the proof each new connection starts with.
     prover: Option<Arc<PeerProver>>,
+    /// Speak TLS to it, verified so; `None`: plain TCP.
+    tls: Option<TlsOptions>,
     client: tokio::sync::Mutex<Option<Arc<Client>>>,
 }
 
 impl RemoteRecognizer {
-    /// A link to the recognition node at `addr` (host:port); nothing is
-    /// connected until the first request.
-    pub(crate) fn new(addr: impl Into<String>, prover: Option<Arc<PeerProver>>) -> Self {
+    /// A link to the recognition node at `addr` (host:port), over TLS
+    /// verified with `tls` if given, proving the cluster secret first with
+    /// `prover` if given; nothing is connected until the first request.
+    pub(crate) fn new(
+        addr: impl Into<String>,
+        tls: Option<TlsOptions>,
+        prover: Option<Arc<PeerProver>>,
+    ) -> Self {
         RemoteRecognizer {
             addr: addr.into(),
+            tls,
             prover,
             client: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Opens a new connection to the recognition node: the one place a
+    /// fresh one is made, so whatever must happen before any face goes
+    /// over it (TLS; then, in `connected`, the proof of the cluster secret)
+    /// happens exactly once per connection.
+    async fn open(&self) -> Result<Client, ClientError> {
+        let options = ConnectOptions {
+            tls: self.tls.clone(),
+            key: None,
+        };
+        Client::connect_with(&self.addr, &options).await
     }
 
     fn unavailable(&self, why: impl std::fmt::Display) -> ErrorEvent {
@@ -181,16 +201,20 @@ impl RemoteRecognizer {
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
-        let client = tokio::time::timeout(Duration::from_secs(5), Client::connect(&self.addr))
+        let opened = async {
+            let client = self.open().await.map_err(|e| self.unavailable(e))?;
+            if let Some(prover) = &self.prover {
+                // Nothing goes to a node that cannot prove the secret.
+                prover
+                    .prove(&client)
+                    .await
+                    .map_err(|e| self.unavailable(e))?;
+            }
+            Ok::<_, ErrorEvent>(client)
+        };
+        let client = tokio::time::timeout(Duration::from_secs(5), opened)
             .await
-            .map_err(|_| self.unavailable("connection timed out"))?
-            .map_err(|e| self.unavailable(e))?;
-        if let Some(prover) = &self.prover {
-            prover
-                .prove(&client)
-                .await
-                .map_err(|e| self.unavailable(e))?;
-        }
+            .map_err(|_| self.unavailable("connection timed out"))??;
         let client = Arc::new(client);
         *slot = Some(client.clone());
         Ok(client)

@@ -18,6 +18,8 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 
+use crate::remote::{ConnectArgs, refuse_local};
+
 /// Arguments of `ocellus detect`.
 #[derive(clap::Args)]
 #[command(group = clap::ArgGroup::new("mode").required(true).args(["local", "server"]))]
@@ -30,6 +32,8 @@ pub struct DetectArgs {
     /// within the bounds it allows.
     #[arg(long, env = "OCELLUS_SERVER", value_name = "ADDR")]
     pub(crate) server: Option<String>,
+    #[command(flatten)]
+    pub(crate) connect: ConnectArgs,
     /// Cascade file (--local only): a path, or a name looked up in
     /// $OCELLUS_CASCADE_DIR and the OpenCV data folders (e.g.
     /// haarcascade_frontalface_alt2.xml, frontalface_default,
@@ -74,6 +78,9 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
             }
             remote::run(&args, &addr)
         }
-        None => local::run(&args),
+        None => {
+            refuse_local(&args.connect)?;
+            local::run(&args)
+        }
     }
 }

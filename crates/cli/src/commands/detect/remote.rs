@@ -32,6 +32,7 @@ pub(super) fn run(args: &DetectArgs, addr: &str) -> anyhow::Result<ExitCode> {
     }
     each_file(
         addr,
+        &args.connect,
         &args.files,
         Op::Detect,
         header,

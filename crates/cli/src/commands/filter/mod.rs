@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+
+use crate::remote::{ConnectArgs, refuse_local};
 use ocellus_codec::{DecodeLimits, ImageFormat};
 use ocellus_imaging::pipeline::{OPERATIONS, Pipeline};
 
@@ -37,6 +39,8 @@ pub struct FilterArgs {
         conflicts_with = "local"
     )]
     pub server: Option<String>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     /// With --server: files in flight at once.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub in_flight: usize,
@@ -99,7 +103,10 @@ pub fn run(args: FilterArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("creating {}", args.out_dir.display()))?;
     match server {
         Some(addr) => remote::run(&args, &addr),
-        None => local::run(&args),
+        None => {
+            refuse_local(&args.connect)?;
+            local::run(&args)
+        }
     }
 }
 

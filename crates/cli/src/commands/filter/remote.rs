@@ -24,7 +24,7 @@ pub(super) fn run(args: &FilterArgs, addr: &str) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_async(args: &FilterArgs, addr: &str) -> anyhow::Result<ExitCode> {
-    let client = Arc::new(connect(addr).await?);
+    let client = Arc::new(connect(addr, &args.connect).await?);
     let display = Arc::new(FileProgress::remote(args.files.len()));
     let batch = Batch {
         files: &args.files,
