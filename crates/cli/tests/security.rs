@@ -147,6 +147,34 @@ fn keys_allow_their_scopes_and_a_revoked_key_stops_on_an_open_connection() {
         "ok"
     );
 
+    // The CLI presents its key with --key or OCELLUS_KEY.
+    let addr = node.address();
+    let out = ocellus(&["status", "--server", &addr]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unauthorized"));
+    let out = ocellus(&["status", "--server", &addr, "--key", &admin_key]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("clients need a key"));
+    let out = Command::new(OCELLUS)
+        .args(["status", "--server", &addr, "--json"])
+        .env("OCELLUS_KEY", &reader_key)
+        .output()
+        .expect("running ocellus");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    assert_eq!(report["keys_required"], true);
+    assert!(report["key_auth_failures"].as_u64() >= Some(1), "{report}");
+    let out = ocellus(&["status", "--server", &addr, "--key", "ock_wrong"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused the key"));
+
     // The audit trail names the keys and the client's address.
     let log = node.log();
     assert!(log.contains("keys file reloaded"), "{log}");

@@ -51,6 +51,16 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             "gossip datagrams rejected: {} (not sealed under this mesh's secret, stale, replayed or malformed)",
             report.gossip_rejected
         );
+        println!(
+            "access: {}; {} refused keys, {} failed peer proofs",
+            if report.keys_required {
+                "clients need a key"
+            } else {
+                "open (no keys file)"
+            },
+            report.key_auth_failures,
+            report.peer_auth_failures
+        );
         println!("peers: {}", report.peers.len());
         for p in &report.peers {
             let state = match (p.alive, p.leaving) {
