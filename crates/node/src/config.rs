@@ -19,8 +19,8 @@ use ocellus_protocol::RoleSet;
 use ocellus_client::TlsOptions;
 
 use crate::mesh::MeshSettings;
-use crate::net::tls::ServerTls;
 use crate::roles::detection::DetectionSettings;
+use crate::tls::ServerTls;
 
 /// Everything a node needs to know to start.
 #[derive(Clone, Debug)]

@@ -33,10 +33,11 @@ mod node;
 mod request;
 mod roles;
 mod state;
+mod tls;
 
 pub use config::NodeConfig;
 pub use error::NodeError;
 pub use mesh::{Forwarding, GossipTransport, MeshError, MeshSettings};
-pub use net::tls::{ServerTls, ServerTlsError, peer_tls};
 pub use node::{Node, NodeHandle};
 pub use roles::detection::{DetectionSettings, MIN_FACE_SIZE, MIN_SCALE_FACTOR};
+pub use tls::{ServerTls, ServerTlsError, peer_tls};

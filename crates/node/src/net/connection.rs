@@ -108,7 +108,7 @@ impl Conn {
                     continue;
                 }
                 Ok(Decoded::NeedMore(_)) => {}
-                Err(_) if super::tls::is_client_hello(&buf) => {
+                Err(_) if crate::tls::is_client_hello(&buf) => {
                     // Nothing a TLS client could read: just close.
                     warn!(
                         "a TLS ClientHello on this plain-text port: closing (serve with --tls-cert and --tls-key, or connect without --tls)"

@@ -9,5 +9,4 @@
 
 pub(crate) mod connection;
 pub(crate) mod listener;
-pub(crate) mod tls;
 pub(crate) mod writer;
