@@ -233,6 +233,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let tls = ServerTls::from_pem_files(cert, key).context("--tls-cert/--tls-key")?;
         config.tls = Some(tls);
     }
+    if config.tls.is_none() && !args.listen.ip().is_loopback() {
+        tracing::warn!(
+            "no TLS on {}: keys, names and photos cross the network in clear (--tls-cert/--tls-key)",
+            args.listen
+        );
+    }
     // Without TLS of its own nor --peer-ca, a node that meets a TLS peer
     // trusts the system roots (loaded then, not at every start).
     if config.tls.is_some() || args.peer_ca.is_some() {
