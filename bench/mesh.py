@@ -237,7 +237,7 @@ class Mesh:
         secret = make_secret(self.binary, self.workdir) if supports_secret(self.binary) else None
         try:
             for i, mode in enumerate(self.forwarding):
-                cmd = [str(self.binary), "serve", "--listen", "127.0.0.1:0", "--workers", "1",
+                cmd = [str(self.binary), "serve", "--listen", "127.0.0.1:0", "--http", "off", "--workers", "1",
                        "--roles", "filter", "--queue-capacity", "4096",
                        "--data-dir", str(self.workdir / f"node{i}"),
                        "--gossip-interval", str(self.interval_ms)]

@@ -70,7 +70,7 @@ class Server:
         # Its own face store, not the one in the home folder.
         self.data = tempfile.mkdtemp(prefix="ocellus-pytest-")
         self.proc = subprocess.Popen(
-            [str(binary), "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data, *args],
+            [str(binary), "serve", "--listen", "127.0.0.1:0", "--http", "off", "--data-dir", self.data, *args],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         lines: queue.Queue[str] = queue.Queue()

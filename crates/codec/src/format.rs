@@ -40,6 +40,19 @@ impl ImageFormat {
         }
     }
 
+    /// Its media type (`Content-Type`).
+    pub fn mime(self) -> &'static str {
+        match self {
+            ImageFormat::Jpeg => "image/jpeg",
+            ImageFormat::Png => "image/png",
+            ImageFormat::WebP => "image/webp",
+            ImageFormat::Gif => "image/gif",
+            ImageFormat::Bmp => "image/bmp",
+            ImageFormat::Tiff => "image/tiff",
+            ImageFormat::Pnm => "image/x-portable-anymap",
+        }
+    }
+
     /// Whether Ocellus can write this format.
     pub fn can_encode(self) -> bool {
         matches!(

@@ -27,6 +27,9 @@ use crate::tls::ServerTls;
 pub struct NodeConfig {
     /// TCP address to listen on.
     pub listen: SocketAddr,
+    /// Address of the HTTP API and web page (`docs/http.md`); `None`: no
+    /// HTTP (the default of a library node; `ocellus serve` has it on).
+    pub http: Option<SocketAddr>,
     /// Worker threads running jobs.
     pub workers: usize,
     /// Jobs that may wait in the queue; beyond, clients get BUSY.
@@ -94,6 +97,7 @@ impl NodeConfig {
     pub fn new(listen: SocketAddr, roles: RoleSet) -> NodeConfig {
         NodeConfig {
             listen,
+            http: None,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             queue_capacity: 256,
             data_dir: None,

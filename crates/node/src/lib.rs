@@ -18,6 +18,8 @@
 //! - `request/`: one module per operation (parse, job, run, answer) and the
 //!   transport-neutral handler;
 //! - `net/`: the TCP listener, TLS, connections and their writers;
+//! - `http/`: the HTTP API, a thin adapter onto `request/` (routes, jobs
+//!   with Server-Sent Events, probes, the OpenAPI document, the web page);
 //! - [`Node`]: the wiring, start and stop order.
 
 #![warn(missing_docs)]
@@ -27,6 +29,7 @@ mod call;
 mod config;
 mod error;
 mod exec;
+mod http;
 mod mesh;
 mod net;
 mod node;

@@ -43,6 +43,8 @@ const DRAIN_WITH_PEERS: Duration = Duration::from_secs(120);
 /// A bound node, ready to run.
 pub struct Node {
     listener: TcpListener,
+    /// The HTTP API's listener, when the node has one.
+    http: Option<TcpListener>,
     state: Arc<State>,
 }
 
@@ -96,6 +98,14 @@ impl Node {
                     addr: config.listen,
                     source,
                 })?;
+        let http = match config.http {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| NodeError::Listen { addr, source })?,
+            ),
+            None => None,
+        };
         let keys = match &config.keys {
             Some(path) => Some(Arc::new(crate::access::keyring::LiveKeyring::load(path)?)),
             None => None,
@@ -138,12 +148,21 @@ impl Node {
             outstanding: Arc::new(Outstanding::default()),
             access,
         });
-        Ok(Node { listener, state })
+        Ok(Node {
+            listener,
+            http,
+            state,
+        })
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The HTTP API's address actually bound, when the node has one.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Runs until `shutdown` resolves; then stops gracefully (see the
@@ -200,6 +219,17 @@ impl Node {
             tokio::spawn(async move { mesh.keep_in_touch(|| state.queue.stats()).await })
         });
 
+        // Both listeners stop accepting together.
+        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let http = self.http.map(|listener| {
+            let state = state.clone();
+            tokio::spawn(async move {
+                crate::http::serve(listener, state, async {
+                    let _ = http_stopped.await;
+                })
+                .await
+            })
+        });
         let stop = async move {
             tokio::select! {
                 _ = shutdown => {}
@@ -207,6 +237,10 @@ impl Node {
             }
         };
         crate::net::listener::accept_until(self.listener, state.clone(), stop).await;
+        let _ = stop_http.send(());
+        if let Some(task) = http {
+            let _ = task.await;
+        }
 
         if let Some(mesh) = &state.mesh {
             mesh.announce_leaving().await;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// The `code` of an ERROR event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The stream cannot be parsed; the connection closes.

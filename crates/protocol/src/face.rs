@@ -14,6 +14,7 @@ use crate::ErrorCode;
 
 /// A face box in image pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FaceBox {
     /// Left edge.
     pub x: i32,
@@ -28,6 +29,7 @@ pub struct FaceBox {
 /// Detection settings a request may override (the safe ones: the node
 /// bounds each to keep the cost of a request reasonable).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DetectOverrides {
     /// Ratio between successive window sizes (the node enforces a minimum).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,6 +44,7 @@ pub struct DetectOverrides {
 
 /// DETECT request header (besides `images`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DetectRequest {
     /// Overridden detection settings.
     #[serde(flatten)]
@@ -50,6 +53,7 @@ pub struct DetectRequest {
 
 /// What was found in one image of a DETECT request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DetectedImage {
     /// Image width (0 if it could not be decoded).
     pub width: u32,
@@ -66,6 +70,7 @@ pub struct DetectedImage {
 
 /// DETECT result header: one entry per image, in request order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DetectResult {
     /// Per image.
     pub results: Vec<DetectedImage>,
@@ -73,6 +78,7 @@ pub struct DetectResult {
 
 /// ENROLL request header (besides `images`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollRequest {
     /// The person's name: any non-empty Unicode string (up to 128
     /// characters, no control characters); stored as data.
@@ -91,6 +97,7 @@ pub struct EnrollRequest {
 
 /// About one face crop sent by a detection node.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CropInfo {
     /// SHA-256 (hex) of the photo the crop comes from, so that the same
     /// photo enrolled twice is stored once.
@@ -140,6 +147,7 @@ pub fn descriptor_from_wire(v: &[f64]) -> Result<[f32; DESCRIPTOR_LEN], String> 
 
 /// The outcome for one image of an ENROLL request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrolledImage {
     /// Whether the person's face from this image is in the store (newly,
     /// or already from an earlier enrollment of the same photo).
@@ -162,6 +170,7 @@ pub struct EnrolledImage {
 
 /// Why a photo of an ENROLL request was not enrolled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Rejection {
     /// No face was found in it.
@@ -177,6 +186,7 @@ pub enum Rejection {
 
 /// ENROLL result header.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollResult {
     /// The person's name.
     pub name: String,
@@ -191,6 +201,7 @@ pub struct EnrollResult {
 
 /// What a recognition node did with one crop of an ENROLL.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CropEnrollResult {
     /// Per crop: "stored" or "already stored".
     pub outcomes: Vec<String>,
@@ -202,6 +213,7 @@ pub struct CropEnrollResult {
 
 /// RECOGNIZE request header (besides `images`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecognizeRequest {
     /// `eigen`, `fisher`, `lbph` or `resnet`; default: the node's (see
     /// `docs/recognition.md`).
@@ -221,6 +233,7 @@ pub struct RecognizeRequest {
 
 /// Who one face is.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Identity {
     /// The person, or `None` when not identified (nearest distance not
     /// below the threshold).
@@ -241,6 +254,7 @@ pub struct Identity {
 
 /// One face of a RECOGNIZE answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecognizedFace {
     /// Where.
     #[serde(flatten)]
@@ -252,6 +266,7 @@ pub struct RecognizedFace {
 
 /// The answer for one image of a RECOGNIZE request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecognizedImage {
     /// Every face found, largest first.
     pub faces: Vec<RecognizedFace>,
@@ -265,6 +280,7 @@ pub struct RecognizedImage {
 
 /// RECOGNIZE result header.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecognizeResult {
     /// Per image, in request order.
     pub results: Vec<RecognizedImage>,
@@ -272,6 +288,7 @@ pub struct RecognizeResult {
 
 /// What a recognition node answers for crops: one identity per crop.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CropRecognizeResult {
     /// Per crop, in request order.
     pub identities: Vec<Identity>,
@@ -279,6 +296,7 @@ pub struct CropRecognizeResult {
 
 /// One person in PEOPLE's answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PersonEntry {
     /// The name.
     pub name: String,
@@ -288,6 +306,7 @@ pub struct PersonEntry {
 
 /// PEOPLE result header.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PeopleResult {
     /// Everyone enrolled, by name.
     pub people: Vec<PersonEntry>,
@@ -295,6 +314,7 @@ pub struct PeopleResult {
 
 /// REMOVE_PERSON request header.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RemovePersonRequest {
     /// Who.
     pub name: String,
@@ -302,6 +322,7 @@ pub struct RemovePersonRequest {
 
 /// REMOVE_PERSON result header.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RemovePersonResult {
     /// Who.
     pub name: String,

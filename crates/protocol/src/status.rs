@@ -6,12 +6,14 @@ use crate::role::RoleSet;
 
 /// What a node says about itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusReport {
     /// Ocellus version.
     pub version: String,
     /// This node's identifier, new at every start.
     pub node_id: String,
     /// The roles this node serves.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub roles: RoleSet,
     /// Jobs waiting.
     pub queue_length: u64,
@@ -58,6 +60,7 @@ pub struct StatusReport {
 
 /// Another node of the mesh, as gossip describes it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PeerStatus {
     /// Its identifier.
     pub node_id: String,
@@ -66,6 +69,7 @@ pub struct PeerStatus {
     /// Its gossip address.
     pub gossip_addr: String,
     /// Its roles.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub roles: RoleSet,
     /// Jobs waiting there.
     pub queue_length: u64,

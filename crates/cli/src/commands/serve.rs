@@ -32,6 +32,11 @@ pub struct ServeArgs {
     /// printed on the first line of standard output).
     #[arg(long, default_value = "127.0.0.1:7070", value_name = "ADDR")]
     pub listen: SocketAddr,
+    /// Address of the HTTP API and the web page (docs/http.md), or `off`.
+    /// Port 0 picks a free port; the address is printed on the second
+    /// line of standard output. HTTPS with --tls-cert/--tls-key.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR|off", value_parser = parse_http)]
+    pub http: HttpAddr,
     /// Worker threads running jobs (default: the number of CPUs).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
@@ -156,6 +161,19 @@ pub struct ServeArgs {
     pub insecure: bool,
 }
 
+/// `--http`: an address, or off.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpAddr(pub Option<SocketAddr>);
+
+fn parse_http(text: &str) -> Result<HttpAddr, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(HttpAddr(None));
+    }
+    text.parse()
+        .map(|a| HttpAddr(Some(a)))
+        .map_err(|e| format!("{e}: an address such as 127.0.0.1:8080, or off"))
+}
+
 /// The keys file `serve` uses, if any; refuses to run an open node on an
 /// address others can reach unless told to.
 fn keys_for(args: &ServeArgs) -> anyhow::Result<Option<PathBuf>> {
@@ -174,8 +192,14 @@ fn keys_for(args: &ServeArgs) -> anyhow::Result<Option<PathBuf>> {
             .ok()
             .filter(|p| p.exists()),
     };
+    // The address others may reach: the protocol port's, or the HTTP
+    // port's when only that one is open to the network.
+    let exposed = std::iter::once(args.listen)
+        .chain(args.http.0)
+        .find(|a| !a.ip().is_loopback())
+        .unwrap_or(args.listen);
     if keys.is_none() {
-        let ip = args.listen.ip();
+        let ip = exposed.ip();
         let where_ = paths::keys_file(None, args.data_dir.as_deref()).map_or_else(
             |_| "<data-dir>/keys.toml".to_string(),
             |p| p.display().to_string(),
@@ -213,6 +237,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         data_dir: args.data_dir.clone(),
         idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
         frame_timeout: Duration::from_secs(args.frame_timeout.max(1)),
+        http: args.http.0,
         ..NodeConfig::new(args.listen, roles)
     };
     if let Some(w) = args.workers {
@@ -315,6 +340,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let addr = node.local_addr()?;
         println!("listening on {addr}");
         let tls = config.tls.is_some();
+        if let Some(http) = node.http_addr() {
+            let scheme = if tls { "https" } else { "http" };
+            println!("http on {scheme}://{http}");
+            tracing::info!(%http, tls, "HTTP API and web page");
+        }
         tracing::info!(%addr, tls, workers, queue_capacity = config.queue_capacity, roles = %config.roles, "ocellus node started");
         node.run(shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)

@@ -94,6 +94,8 @@ pub struct ServerProcess {
     child: Child,
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// Its HTTP API's address (unless started with `--http off`).
+    pub http: Option<SocketAddr>,
     log: PathBuf,
     _dir: TempDir,
 }
@@ -128,6 +130,12 @@ impl ServerProcess {
         let data = dir.path().join("data");
         let mut command = Command::new(OCELLUS);
         command.args(["serve", "--listen", listen]).args(args);
+        // Every test node gets its own free HTTP port (the default, 8080,
+        // would be shared by every node of the test run).
+        let http_off = args.windows(2).any(|w| w == ["--http", "off"]);
+        if !args.contains(&"--http") {
+            command.args(["--http", "127.0.0.1:0"]);
+        }
         if !args.contains(&"--data-dir") {
             command.arg("--data-dir").arg(&data);
         }
@@ -150,6 +158,11 @@ impl ServerProcess {
             let mut first = String::new();
             let _ = lines.read_line(&mut first);
             let _ = tx.send(first);
+            if !http_off {
+                let mut second = String::new();
+                let _ = lines.read_line(&mut second);
+                let _ = tx.send(second);
+            }
             // Keep draining so that the server never blocks on a full pipe.
             let _ = std::io::copy(&mut lines, &mut std::io::sink());
         });
@@ -172,7 +185,30 @@ impl ServerProcess {
                     std::fs::read_to_string(&log).unwrap_or_default()
                 )
             });
+        let http = if http_off {
+            None
+        } else {
+            let line = rx.recv_timeout(PATIENCE).unwrap_or_default();
+            let addr = line
+                .trim()
+                .strip_prefix("http on ")
+                .map(|a| {
+                    a.trim_start_matches("http://")
+                        .trim_start_matches("https://")
+                })
+                .and_then(|a| a.parse().ok());
+            if addr.is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "unexpected second line {line:?}; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            addr
+        };
         ServerProcess {
+            http,
             child,
             addr,
             log,

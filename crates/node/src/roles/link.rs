@@ -220,6 +220,14 @@ impl RemoteRecognizer {
         Ok(client)
     }
 
+    /// Whether the recognition node answers now (a STATUS round trip, on
+    /// the link's connection, opened if need be): for `/readyz`.
+    pub(crate) async fn check(&self) -> Result<(), ErrorEvent> {
+        self.call(Op::Status, serde_json::Map::new(), Bytes::new())
+            .await
+            .map(|_| ())
+    }
+
     async fn forget(&self, client: &Arc<Client>) {
         let mut slot = self.client.lock().await;
         if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, client)) {
