@@ -85,8 +85,13 @@ pub(crate) const PATHS: &[(&str, &str)] = &[
 
 /// `GET /v1/openapi.json`: this document.
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "node", responses((status = 200, description = "The OpenAPI 3.1 document")))]
-pub(crate) async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub(crate) async fn document(
+    axum::extract::State(api): axum::extract::State<std::sync::Arc<super::Api>>,
+    client: super::ClientAddr,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<utoipa::openapi::OpenApi>, super::error::ApiError> {
+    super::auth::authorize(&api.state, &headers, None, client.0).await?;
+    Ok(Json(ApiDoc::openapi()))
 }
 
 /// `GET /metrics`, for the document (the handler is [`super::metrics`]).

@@ -344,7 +344,8 @@ pub(crate) async fn cancel(
     let job = find(&api, &headers, client, &id).await?;
     let cancelled = job.log.finished().is_none();
     if cancelled {
-        bridge::cancel(&api.state, &job.log);
+        // The log says `cancelled` first: the answer the queue gives a
+        // purged job (its dropped responder) comes after, and is ignored.
         let e = json!({"code": code::CANCELLED, "message": "the job was cancelled (DELETE)"});
         job.log.finish(Reply {
             op: Op::Error,
@@ -354,6 +355,7 @@ pub(crate) async fn cancel(
             },
             payload: Default::default(),
         });
+        bridge::cancel(&api.state, &job.log);
     }
     api.jobs.remove(&id);
     Ok(Json(json!({"id": id, "cancelled": cancelled})).into_response())
