@@ -18,6 +18,8 @@
 //! - `request/`: one module per operation (parse, job, run, answer) and the
 //!   transport-neutral handler;
 //! - `net/`: the TCP listener, TLS, connections and their writers;
+//! - `metrics`: the Prometheus metrics (counted at the handler, the
+//!   worker and the listener; gauges read from the state when scraped);
 //! - [`Node`]: the wiring, start and stop order.
 
 #![warn(missing_docs)]
@@ -28,6 +30,7 @@ mod config;
 mod error;
 mod exec;
 mod mesh;
+mod metrics;
 mod net;
 mod node;
 mod request;
