@@ -141,6 +141,17 @@ impl Responder {
         self.request_id
     }
 
+    /// The same responder with its answer wrapped by `wrap` (which sees
+    /// the answer first, e.g. to count it, and must pass it on).
+    pub fn wrap(mut self, wrap: impl FnOnce(Box<dyn Answer>) -> Box<dyn Answer>) -> Responder {
+        let request_id = self.request_id;
+        match self.answer.take() {
+            Some(inner) => Responder::new(request_id, wrap(inner)),
+            // Already answered: nothing left to wrap.
+            None => self,
+        }
+    }
+
     /// Sends `op` (RESULT, ERROR or BUSY) with this header and payload.
     pub fn send(mut self, op: Op, header: Map<String, Value>, payload: impl Into<Bytes>) {
         if let Some(a) = self.answer.take() {

@@ -20,6 +20,8 @@
 //! - `net/`: the TCP listener, TLS, connections and their writers;
 //! - `http/`: the HTTP API, a thin adapter onto `request/` (routes, jobs
 //!   with Server-Sent Events, probes, the OpenAPI document, the web page);
+//! - `metrics`: the Prometheus metrics (counted at the handler, the
+//!   worker and the listener; gauges read from the state when scraped);
 //! - [`Node`]: the wiring, start and stop order.
 
 #![warn(missing_docs)]
@@ -31,6 +33,7 @@ mod error;
 mod exec;
 mod http;
 mod mesh;
+mod metrics;
 mod net;
 mod node;
 mod request;

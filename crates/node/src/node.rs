@@ -147,6 +147,7 @@ impl Node {
             started: Instant::now(),
             outstanding: Arc::new(Outstanding::default()),
             access,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         });
         Ok(Node {
             listener,
@@ -201,6 +202,7 @@ impl Node {
                 roles: state.roles.clone(),
                 node_id: state.node_id.clone(),
                 runtime: tokio::runtime::Handle::current(),
+                metrics: state.metrics.clone(),
             }),
         )?;
         let heartbeat = {

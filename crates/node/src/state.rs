@@ -1,5 +1,5 @@
 //! What every part of a running node shares: its configuration, identity,
-//! queue, loaded roles and mesh membership. [`crate::node`] builds it;
+//! queue, loaded roles, mesh membership and metrics. [`crate::node`] builds it;
 //! connections, requests and workers read it.
 //!
 //! Invariant: everything here is either immutable after start or
@@ -14,6 +14,7 @@ use crate::call::Outstanding;
 use crate::config::NodeConfig;
 use crate::exec::{JobQueue, Task};
 use crate::mesh::Mesh;
+use crate::metrics::Metrics;
 use crate::roles::Roles;
 
 /// A running node's shared state.
@@ -30,4 +31,6 @@ pub(crate) struct State {
     pub access: Arc<Access>,
     /// Requests not yet answered on the wire (shutdown waits for them).
     pub outstanding: Arc<Outstanding>,
+    /// The Prometheus metrics (`GET /metrics`).
+    pub metrics: Arc<Metrics>,
 }

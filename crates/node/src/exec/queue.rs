@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ocellus_protocol::message::{Accepted, Position};
 
@@ -29,6 +29,8 @@ pub struct QueuedJob<W> {
     pub sink: Arc<dyn JobSink>,
     /// The queued item (the node's `Task`).
     pub task: W,
+    /// When it entered the queue (its wait is measured from here).
+    pub queued: Instant,
     last_position: u64,
 }
 
@@ -141,6 +143,7 @@ impl<W> JobQueue<W> {
             cancelled,
             sink,
             task: work,
+            queued: Instant::now(),
             last_position: position,
         });
         s.stats.queue_length = s.waiting.len() as u64;

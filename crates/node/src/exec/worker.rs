@@ -5,7 +5,8 @@
 //! is a wait on another node ([`Ran::Remote`]) hands that wait to the
 //! async runtime and the worker takes the next job; the job's recorded run
 //! time (which feeds `mean_job_s`, and so the forwarding rule) is the CPU
-//! part alone.
+//! part alone; the run time in the metrics is start to result, the wait
+//! included, which is what its caller sees.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,6 +16,7 @@ use tracing::{info, warn};
 
 use super::{JobQueue, Output, Ran, Task};
 use crate::call::Responder;
+use crate::metrics::Metrics;
 use crate::roles::Roles;
 
 /// What the workers share.
@@ -25,6 +27,8 @@ pub(crate) struct Workers {
     pub node_id: String,
     /// Where waits on other nodes run.
     pub runtime: tokio::runtime::Handle,
+    /// Where queue waits and run times go.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Starts `n` worker threads.
@@ -59,6 +63,9 @@ fn run(w: &Workers) {
         .ok();
     while let Some(job) = w.queue.pop() {
         let started = Instant::now();
+        let op = job.task.request.op;
+        w.metrics
+            .job_started(op, started.saturating_duration_since(job.queued));
         let Task {
             work, responder, ..
         } = job.task;
@@ -74,6 +81,7 @@ fn run(w: &Workers) {
         match ran {
             Ran::Done(result) => {
                 w.queue.finish(job.job, result.is_ok(), elapsed);
+                w.metrics.job_ran(op, elapsed);
                 if gone() {
                     info!(job = job.job, %description, ms, "result discarded: client gone");
                     continue;
@@ -86,9 +94,11 @@ fn run(w: &Workers) {
                 let node_id = w.node_id.clone();
                 let cancelled = job.cancelled.clone();
                 let number = job.job;
+                let metrics = w.metrics.clone();
                 w.runtime.spawn(async move {
                     let result = rest.await;
                     queue.count(result.is_ok());
+                    metrics.job_ran(op, started.elapsed());
                     if cancelled.load(std::sync::atomic::Ordering::Acquire) {
                         info!(job = number, %description, "result discarded: client gone");
                         return;

@@ -117,6 +117,7 @@ impl Conn {
                 }
                 Err(e) => {
                     warn!(error = %e, "closing connection");
+                    self.state.metrics.decode_rejected(e.code());
                     self.close_with(error(e.code(), e.to_string())).await;
                     return "closed";
                 }

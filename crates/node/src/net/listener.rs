@@ -47,6 +47,8 @@ pub(crate) async fn accept_until(
 
 /// One accepted connection: plain, or TLS once the handshake is done.
 async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
+    // Open from accept to close, the TLS handshake included.
+    let _open = state.metrics.tcp_connection();
     let _ = stream.set_nodelay(true);
     let Some(tls) = &state.config.tls else {
         let (reader, writer) = stream.into_split();

@@ -39,6 +39,8 @@ const NO_FACE: &str = "no face found";
 
 /// Handles one request: STATUS at once, others here or on a peer.
 pub(crate) fn handle(state: &Arc<State>, request: Incoming, caller: &Caller, responder: Responder) {
+    // Counted by op and outcome when answered, wherever it runs.
+    let responder = state.metrics.meter(&request, responder);
     if request.op == Op::Status {
         return status::answer(state, responder);
     }
@@ -272,9 +274,10 @@ fn parse_algorithm(name: Option<&str>) -> Result<Option<Algorithm>, ErrorEvent> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! A request driven through the handler with no socket: the caller and
-    //! responder record what they are sent.
+    //! responder record what they are sent. The state and request makers
+    //! serve other modules' tests too (`crate::metrics`).
 
     use std::net::SocketAddr;
     use std::time::Instant;
@@ -293,7 +296,15 @@ mod tests {
     use crate::exec::worker::{self, Workers};
     use crate::roles::Roles;
 
-    fn filter_state() -> Arc<State> {
+    /// A node with the filter role and one worker (not started).
+    pub(crate) fn filter_state() -> Arc<State> {
+        filter_state_with(None)
+    }
+
+    /// The same, with this recognition role too.
+    pub(crate) fn filter_state_with(
+        recognition: Option<Arc<crate::roles::recognition::RecognitionService>>,
+    ) -> Arc<State> {
         let mut config = NodeConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), RoleSet::ALL);
         config.roles = RoleSet::of(&[ocellus_protocol::Role::Filter]);
         config.mesh = None;
@@ -303,7 +314,7 @@ mod tests {
             filter: true,
             detection: None,
             link: None,
-            recognition: None,
+            recognition,
             models: None,
             default_algorithm: ocellus_recognize::Algorithm::Lbph,
         };
@@ -316,10 +327,27 @@ mod tests {
             started: Instant::now(),
             outstanding: Arc::new(Outstanding::default()),
             access: Arc::new(crate::access::Access::new(None, None)),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         })
     }
 
-    fn filter_request(id: u64, ops: &str, images: &[Vec<u8>]) -> Incoming {
+    /// The state's workers, started.
+    pub(crate) fn start_workers(state: &State) -> Vec<std::thread::JoinHandle<()>> {
+        worker::spawn(
+            state.config.workers,
+            Arc::new(Workers {
+                queue: state.queue.clone(),
+                roles: state.roles.clone(),
+                node_id: state.node_id.clone(),
+                runtime: tokio::runtime::Handle::current(),
+                metrics: state.metrics.clone(),
+            }),
+        )
+        .unwrap()
+    }
+
+    /// A FILTER request of `ops` on `images` (PNG out).
+    pub(crate) fn filter_request(id: u64, ops: &str, images: &[Vec<u8>]) -> Incoming {
         let mut header = to_header(&FilterRequest {
             ops: ops.into(),
             format: Some("png".into()),
@@ -338,16 +366,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn requests_run_and_fail_through_the_handler_without_a_socket() {
         let state = filter_state();
-        let threads = worker::spawn(
-            1,
-            Arc::new(Workers {
-                queue: state.queue.clone(),
-                roles: state.roles.clone(),
-                node_id: state.node_id.clone(),
-                runtime: tokio::runtime::Handle::current(),
-            }),
-        )
-        .unwrap();
+        let threads = start_workers(&state);
         let recorder = Arc::new(Recorder::default());
         let who = caller(&recorder);
         let image = Image::from_vec(8, 6, PixelLayout::Gray, vec![100; 48]).unwrap();

@@ -161,6 +161,19 @@ struct Subspace {
     stopping: bool,
 }
 
+/// What is enrolled, at one moment ([`RecognitionService::census`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Census {
+    /// People enrolled.
+    pub people: u64,
+    /// Their stored faces.
+    pub faces: u64,
+    /// The store's generation: it grows with every change of the face set,
+    /// LBPH and `resnet` always hold it, and a retrained Eigenfaces or
+    /// Fisherfaces model is tagged with it (RECOGNIZE's `model_version`).
+    pub generation: u64,
+}
+
 /// The LBPH model with the generation it holds.
 struct LbphState {
     model: Box<dyn Recognizer>,
@@ -535,6 +548,19 @@ impl RecognitionService {
                 faces: p.faces,
             })
             .collect())
+    }
+
+    /// How many people and faces are enrolled, and the face set's
+    /// generation, read together from the store (the metrics read them at
+    /// scrape time).
+    pub fn census(&self) -> Result<Census, RecognitionError> {
+        let store = lock(&self.store);
+        let people = store.people().map_err(store_error)?;
+        Ok(Census {
+            people: people.len() as u64,
+            faces: people.iter().map(|p| p.faces).sum(),
+            generation: store.generation().map_err(store_error)?,
+        })
     }
 
     /// Removes a person: their faces, and their influence on every model
@@ -912,6 +938,22 @@ mod tests {
             }),
             ..face(person, k)
         }
+    }
+
+    #[test]
+    fn census_counts_people_and_faces_and_follows_the_generation() {
+        let s = service();
+        let empty = s.census().expect("census");
+        assert_eq!((empty.people, empty.faces), (0, 0));
+        s.enroll("a", &[face(1, 0), face(1, 1)]).expect("enroll");
+        s.enroll("b", &[face(2, 0)]).expect("enroll");
+        let two = s.census().expect("census");
+        assert_eq!((two.people, two.faces), (2, 3));
+        assert!(two.generation > empty.generation);
+        s.remove("a").expect("remove");
+        let one = s.census().expect("census");
+        assert_eq!((one.people, one.faces), (1, 1));
+        assert!(one.generation > two.generation);
     }
 
     #[test]
