@@ -507,6 +507,87 @@ fn a_client_that_vanishes_mid_upload_costs_nothing_lasting() {
     });
 }
 
+/// The value of the sample `name` (with its labels, as written) in a
+/// Prometheus exposition.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[test]
+fn metrics_count_what_the_node_did_over_both_ports() {
+    let dir = TempDir::new("http-metrics");
+    let server = ServerProcess::start(&["--roles", "filter"]);
+    let url = base(&server);
+    let input = png(dir.path(), 16, 16);
+    // One filter over TCP, one over HTTP, one bad image over HTTP.
+    filter_via_tcp(&server, dir.path(), &input);
+    runtime().block_on(async {
+        let http = reqwest::Client::new();
+        let r = http
+            .post(format!("{url}/v1/filter?ops=invert"))
+            .body(input.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let r = http
+            .post(format!("{url}/v1/filter?ops=invert"))
+            .body(&b"not an image"[..])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let r = http.get(format!("{url}/metrics")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain; version=0.0.4"),
+        );
+        let text = r.text().await.unwrap();
+        let ok = r#"ocellus_jobs_total{op="filter",outcome="ok"}"#;
+        assert_eq!(sample(&text, ok), Some(2.0), "{text}");
+        let bad = r#"ocellus_jobs_total{op="filter",outcome="bad_image"}"#;
+        assert_eq!(sample(&text, bad), Some(1.0), "{text}");
+        let rejected = r#"ocellus_decode_rejections_total{reason="bad_image"}"#;
+        assert_eq!(sample(&text, rejected), Some(1.0), "{text}");
+        // The bad image ran too (a worker decodes): three runs.
+        let runs = r#"ocellus_job_run_seconds_count{op="filter"}"#;
+        assert_eq!(sample(&text, runs), Some(3.0), "{text}");
+        assert_eq!(sample(&text, "ocellus_queue_length"), Some(0.0), "{text}");
+        // This scrape is the one request in flight.
+        assert_eq!(
+            sample(&text, "ocellus_http_requests_in_flight"),
+            Some(1.0),
+            "{text}"
+        );
+    });
+}
+
+/// One `ocellus filter` over the node's TCP port.
+fn filter_via_tcp(server: &ServerProcess, dir: &Path, input: &[u8]) {
+    let src = dir.join("tcp-in.png");
+    let out = dir.join("tcp-out");
+    std::fs::write(&src, input).unwrap();
+    let status = Command::new(OCELLUS)
+        .args([
+            "filter",
+            "--server",
+            &server.addr.to_string(),
+            "--ops",
+            "invert",
+        ])
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 #[test]
 fn probes_the_page_and_the_openapi_document() {
     let server = ServerProcess::start(&["--roles", "filter"]);
@@ -656,7 +737,22 @@ fn keys_are_needed_as_bearer_with_the_scope_of_the_route() {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
-        for path in ["/v1/ops", "/v1/openapi.json", "/v1/people"] {
+        // Metrics: the read scope, as STATUS.
+        let r = http
+            .get(format!("{url}/metrics"))
+            .bearer_auth(&filterer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let r = http
+            .get(format!("{url}/metrics"))
+            .bearer_auth(&reader)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        for path in ["/v1/ops", "/v1/openapi.json", "/v1/people", "/metrics"] {
             let r = http.get(format!("{url}{path}")).send().await.unwrap();
             assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
         }
@@ -814,8 +910,10 @@ fn faces_enroll_recognize_detect_list_and_remove_over_http() {
         assert_eq!(r.status(), StatusCode::OK);
         let who: Value = r.json().await.unwrap();
         let face = &who["results"][0]["faces"][0];
-        assert!(face["identity"]["distance"].is_number(), "{who}");
-        assert!(face["face"]["width"].as_u64().unwrap() > 0);
+        // The TCP RESULT's shape: the box and the identity side by side.
+        assert!(face["distance"].is_number(), "{who}");
+        assert_eq!(face["algorithm"], "lbph", "{who}");
+        assert!(face["width"].as_u64().unwrap() > 0, "{who}");
 
         // A photo without a face says so.
         let noface = flat_png(200, 150, [90u8, 120, 200].repeat(200 * 150));

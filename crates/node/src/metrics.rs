@@ -127,9 +127,6 @@ impl Default for Metrics {
 impl Metrics {
     /// The Content-Type of [`render`](Self::render)'s output: the classic
     /// Prometheus text format (see the module doc for why not OpenMetrics).
-    // The HTTP API (`crate::http`, the lead's) serves these three; until it
-    // is merged nothing in this crate outside the tests calls them.
-    #[allow(dead_code)]
     pub const CONTENT_TYPE: &'static str = "text/plain; version=0.0.4; charset=utf-8";
 
     /// Every family registered, every counter at zero.
@@ -194,7 +191,6 @@ impl Metrics {
     /// scrape time where they are gauges. It reads the face store (the
     /// people and faces enrolled) under the recognition role's store lock,
     /// which an enrolment holds for a few milliseconds.
-    #[allow(dead_code)]
     pub fn render(&self, state: &State) -> String {
         let mut scraped = Registry::default();
         scraped.register_collector(Box::new(Scraped::read(state)));
@@ -210,7 +206,6 @@ impl Metrics {
     }
 
     /// Counts one HTTP request in flight until the guard drops.
-    #[allow(dead_code)]
     pub fn http_request(&self) -> GaugeGuard {
         GaugeGuard::hold(&self.http_in_flight)
     }

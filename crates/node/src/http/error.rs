@@ -154,7 +154,7 @@ mod tests {
 
     #[test]
     fn every_protocol_code_has_a_status_that_is_an_error() {
-        for &code in ErrorCode::ALL {
+        for code in ErrorCode::ALL {
             let s = status_of(code);
             assert!(s.is_client_error() || s.is_server_error(), "{code:?}");
         }

@@ -37,7 +37,7 @@ use tracing::{debug, info, warn};
 
 use self::error::{ApiError, code};
 use self::jobs::JobTable;
-use self::routes::{jobs as job_routes, ops, probe, web};
+use self::routes::{jobs as job_routes, metrics, ops, probe, web};
 use crate::state::State;
 
 /// How long to wait after a failed accept before the next.
@@ -87,6 +87,17 @@ async fn wrong_method(request: Request) -> Response {
     .into_response()
 }
 
+/// Counts the request in `ocellus_http_requests_in_flight` until its
+/// response is ready (a Server-Sent Events stream counts until it starts).
+async fn in_flight(
+    axum::extract::State(api): axum::extract::State<Arc<Api>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let _serving = api.state.metrics.http_request();
+    next.run(request).await
+}
+
 /// The router of a node's HTTP API.
 pub(crate) fn router(state: Arc<State>) -> Router {
     let max_body = state.config.frame_limits.max_frame;
@@ -101,6 +112,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/app.css", get(web::style))
         .route("/healthz", get(probe::healthz))
         .route("/readyz", get(probe::readyz))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/openapi.json", get(openapi::document))
         .route("/v1/ops", get(ops::ops))
         .route("/v1/filter", post(ops::filter))
@@ -128,6 +140,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(api.clone(), in_flight))
         .with_state(api)
 }
 

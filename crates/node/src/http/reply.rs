@@ -3,8 +3,9 @@
 //! headers saying where and how long it ran.
 //!
 //! Invariant: the JSON of a RESULT is the TCP RESULT header as it is (the
-//! same field names on both ports), minus `images` (the payload's framing,
-//! which HTTP does not need).
+//! same field names on both ports), minus `images` where that is the
+//! payload's framing (byte lengths, which HTTP does not need); ENROLL's
+//! per-image report, also `images`, stays.
 
 use axum::Json;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
@@ -71,7 +72,13 @@ pub(crate) fn error_of(state: &State, reply: &Reply) -> ApiError {
 /// The JSON of a RESULT (its header without the payload framing).
 pub(crate) fn result_json(reply: &Reply) -> Map<String, Value> {
     let mut header = reply.header.clone();
-    header.remove(field::IMAGES);
+    let framing = header
+        .get(field::IMAGES)
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.iter().all(Value::is_u64));
+    if framing && !reply.payload.is_empty() {
+        header.remove(field::IMAGES);
+    }
     header
 }
 

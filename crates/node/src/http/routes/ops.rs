@@ -247,7 +247,7 @@ pub(crate) async fn ops(
         .iter()
         .map(|syntax| Operation {
             name: syntax
-                .split(|c: char| c == '=' || c == ' ')
+                .split(['=', ' '])
                 .next()
                 .unwrap_or(syntax)
                 .to_string(),
