@@ -15,7 +15,10 @@
 //!   held by the listener and the HTTP layer for as long as each lasts;
 //! - queue, workers, peers, jobs forwarded, people, faces and model
 //!   generation: read at scrape time from the queue, the mesh and the
-//!   recognition role (the numbers STATUS reports), never counted twice.
+//!   recognition role (the numbers STATUS reports) by
+//!   [`crate::state::State::gauges`], never counted twice. This module
+//!   does not see the state, so every part of the node may record here
+//!   without an import cycle.
 //!
 //! Invariants: counters only increase, from zero at start; every label
 //! value is one of a fixed set of `&'static str` (op names, this
@@ -50,8 +53,6 @@ use serde_json::{Map, Value};
 use tracing::warn;
 
 use crate::call::{Answer, Incoming, Responder};
-use crate::roles::recognition::Census;
-use crate::state::State;
 
 /// Upper bounds of the queue-wait and run-time buckets, seconds: a small
 /// filter takes a millisecond, a large photo's detection seconds, and a
@@ -187,13 +188,11 @@ impl Metrics {
         m
     }
 
-    /// The Prometheus text exposition, with values read from `state` at
-    /// scrape time where they are gauges. It reads the face store (the
-    /// people and faces enrolled) under the recognition role's store lock,
-    /// which an enrolment holds for a few milliseconds.
-    pub fn render(&self, state: &State) -> String {
+    /// The Prometheus text exposition: what was recorded, and `now`, the
+    /// gauges read from the state at this scrape.
+    pub fn render(&self, now: Gauges) -> String {
         let mut scraped = Registry::default();
-        scraped.register_collector(Box::new(Scraped::read(state)));
+        scraped.register_collector(Box::new(now));
         let mut open = String::with_capacity(8 * 1024);
         let encoded = encode_registry(&mut open, &self.registry)
             .and_then(|()| encode_registry(&mut open, &scraped));
@@ -338,56 +337,37 @@ impl Drop for GaugeGuard {
     }
 }
 
-/// The values read from the node's state for one scrape.
-#[derive(Debug)]
-struct Scraped {
-    queue_length: u64,
-    queue_capacity: u64,
-    workers: u64,
-    busy: u64,
-    jobs_forwarded: u64,
-    /// Peers alive, leaving and dead (empty without a mesh: all zero).
-    peers: [(&'static str, u64); 3],
+/// The values the node's state holds at one scrape
+/// ([`crate::state::State::gauges`] reads them; this module never sees the
+/// state, so that everything the node is made of may record here).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Gauges {
+    pub queue_length: u64,
+    pub queue_capacity: u64,
+    pub workers: u64,
+    pub busy: u64,
+    pub jobs_forwarded: u64,
+    /// Peers alive, leaving and dead (all zero without a mesh).
+    pub peers: Peers,
     /// `None` on a node without the recognition role (or whose store
     /// could not be read: logged).
-    census: Option<Census>,
+    pub enrolled: Option<Enrolled>,
 }
 
-impl Scraped {
-    fn read(state: &State) -> Scraped {
-        let stats = state.queue.stats();
-        let mut peers = [("alive", 0), ("leaving", 0), ("dead", 0)];
-        if let Some(mesh) = &state.mesh {
-            for p in mesh.peers().iter() {
-                let i = match (p.alive, p.leaving) {
-                    (true, false) => 0,
-                    (true, true) => 1,
-                    (false, _) => 2,
-                };
-                peers[i].1 += 1;
-            }
-        }
-        let census = state
-            .roles
-            .recognition
-            .as_ref()
-            .and_then(|r| match r.census() {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    warn!(error = %e, "metrics: cannot read the face store");
-                    None
-                }
-            });
-        Scraped {
-            queue_length: stats.queue_length,
-            queue_capacity: state.config.queue_capacity as u64,
-            workers: state.config.workers as u64,
-            busy: stats.busy,
-            jobs_forwarded: state.mesh.as_ref().map_or(0, |m| m.jobs_forwarded()),
-            peers,
-            census,
-        }
-    }
+/// Other nodes of the mesh, by state.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Peers {
+    pub alive: u64,
+    pub leaving: u64,
+    pub dead: u64,
+}
+
+/// What the face store holds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Enrolled {
+    pub people: u64,
+    pub faces: u64,
+    pub generation: u64,
 }
 
 /// Writes a gauge family of one sample.
@@ -396,7 +376,7 @@ fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt:
         .encode_gauge(&v)
 }
 
-impl Collector for Scraped {
+impl Collector for Gauges {
     fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
         gauge(
             &mut e,
@@ -430,13 +410,18 @@ impl Collector for Scraped {
                 None,
                 MetricType::Gauge,
             )?;
-            for (state, n) in self.peers {
+            let peers = self.peers;
+            for (state, n) in [
+                ("alive", peers.alive),
+                ("leaving", peers.leaving),
+                ("dead", peers.dead),
+            ] {
                 family
                     .encode_family(&StateLabel { state })?
                     .encode_gauge(&n)?;
             }
         }
-        if let Some(c) = self.census {
+        if let Some(c) = self.enrolled {
             gauge(
                 &mut e,
                 "ocellus_people_enrolled",
@@ -516,139 +501,33 @@ fn classic_text(open: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::io::Write;
     use std::process::{Command, Stdio};
 
-    use ocellus_codec::{EncodeOptions, ImageFormat, encode};
-    use ocellus_imaging::{Image, PixelLayout};
-    use ocellus_protocol::field;
-
     use super::*;
-    use crate::call::testing::{Recorder, caller, responder};
-    use crate::request::handle;
-    use crate::request::tests::{filter_request, filter_state, filter_state_with, start_workers};
-    use crate::roles::recognition::{FaceCrop, RecognitionService, RecognitionSettings};
 
     /// The value of the sample `series` (name and labels, as written).
-    fn value(text: &str, series: &str) -> Option<f64> {
+    pub(crate) fn value(text: &str, series: &str) -> Option<f64> {
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
             .map(|v| v.parse().expect("a number"))
     }
 
-    fn png() -> Vec<u8> {
-        let image = Image::from_vec(8, 6, PixelLayout::Gray, vec![100; 48]).unwrap();
-        encode(&image, ImageFormat::Png, &EncodeOptions::default()).unwrap()
-    }
-
-    /// Runs FILTER jobs through the handler: one ok, one bad image, one
-    /// forwarded by a peer; then STATUS.
-    async fn run_jobs(state: &Arc<State>) {
-        let recorder = Arc::new(Recorder::default());
-        let who = caller(&recorder);
-        let png = png();
-        let mut from_peer = filter_request(3, "invert", std::slice::from_ref(&png));
-        from_peer
-            .header
-            .insert(field::VIA.into(), "peer-node".into());
-        let requests = [
-            filter_request(1, "invert", std::slice::from_ref(&png)),
-            filter_request(2, "invert", &[b"not an image".to_vec()]),
-            from_peer,
-            Incoming {
-                op: Op::Status,
-                request_id: 4,
-                header: Map::new(),
-                payload: Bytes::new(),
-            },
-        ];
-        for request in requests {
-            let id = request.request_id;
-            handle(state, request, &who, responder(&recorder, id));
-            recorder.terminal(id).await;
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn counters_and_histograms_move_as_jobs_run() {
-        let state = filter_state();
-        let before = state.metrics.render(&state);
-        let ok = r#"ocellus_jobs_total{op="filter",outcome="ok"}"#;
-        let bad = r#"ocellus_decode_rejections_total{reason="bad_image"}"#;
-        assert_eq!(value(&before, ok), None);
-        assert_eq!(value(&before, bad), Some(0.0));
-        for family in [
-            "ocellus_jobs_total counter",
-            "ocellus_jobs_received_total counter",
-            "ocellus_jobs_forwarded_total counter",
-            "ocellus_decode_rejections_total counter",
-            "ocellus_job_queue_wait_seconds histogram",
-            "ocellus_job_run_seconds histogram",
-            "ocellus_tcp_connections gauge",
-            "ocellus_http_requests_in_flight gauge",
-            "ocellus_queue_length gauge",
-            "ocellus_queue_capacity gauge",
-            "ocellus_workers gauge",
-            "ocellus_workers_busy gauge",
-            "ocellus_peers gauge",
-        ] {
-            assert!(
-                before.contains(&format!("# TYPE {family}\n")),
-                "{family} missing:\n{before}"
-            );
-        }
-        // No recognition role here: nothing enrolled to report.
-        assert!(!before.contains("ocellus_people_enrolled"));
-
-        let threads = start_workers(&state);
-        run_jobs(&state).await;
-        let after = state.metrics.render(&state);
-        assert_eq!(value(&after, ok), Some(2.0), "{after}");
-        let failed = r#"ocellus_jobs_total{op="filter",outcome="bad_image"}"#;
-        assert_eq!(value(&after, failed), Some(1.0));
-        assert_eq!(value(&after, bad), Some(1.0));
-        let status = r#"ocellus_jobs_total{op="status",outcome="ok"}"#;
-        assert_eq!(value(&after, status), Some(1.0));
-        let received = r#"ocellus_jobs_received_total{op="filter"}"#;
-        assert_eq!(value(&after, received), Some(1.0));
-        // Every FILTER job went through the queue (the bad image fails on
-        // the worker, where it is decoded).
-        for histogram in ["ocellus_job_queue_wait_seconds", "ocellus_job_run_seconds"] {
-            let count = format!(r#"{histogram}_count{{op="filter"}}"#);
-            assert_eq!(value(&after, &count), Some(3.0), "{after}");
-            let inf = format!(r#"{histogram}_bucket{{le="+Inf",op="filter"}}"#);
-            assert_eq!(value(&after, &inf), Some(3.0), "{after}");
-        }
-        let capacity = state.config.queue_capacity as f64;
-        assert_eq!(value(&after, "ocellus_queue_capacity"), Some(capacity));
-        assert_eq!(value(&after, "ocellus_workers"), Some(1.0));
-        assert_eq!(value(&after, "ocellus_workers_busy"), Some(0.0));
-        assert_eq!(value(&after, "ocellus_queue_length"), Some(0.0));
-        assert_eq!(value(&after, r#"ocellus_peers{state="alive"}"#), Some(0.0));
-        assert_eq!(value(&after, "ocellus_jobs_forwarded_total"), Some(0.0));
-
-        state.queue.shut_down();
-        for t in threads {
-            t.join().unwrap();
-        }
-    }
-
     #[test]
     fn connection_and_request_gauges_follow_their_guards() {
-        let state = filter_state();
-        let m = &state.metrics;
+        let m = Metrics::new();
         let (tcp, http) = ("ocellus_tcp_connections", "ocellus_http_requests_in_flight");
         let request = m.http_request();
         let connections = [m.tcp_connection(), m.tcp_connection()];
-        let text = m.render(&state);
+        let text = m.render(Gauges::default());
         assert_eq!(
             (value(&text, tcp), value(&text, http)),
             (Some(2.0), Some(1.0))
         );
         drop(request);
         drop(connections);
-        let text = m.render(&state);
+        let text = m.render(Gauges::default());
         assert_eq!(
             (value(&text, tcp), value(&text, http)),
             (Some(0.0), Some(0.0))
@@ -692,7 +571,7 @@ mod tests {
 
     /// Pipes `text` into `promtool check metrics`; without promtool the
     /// check is skipped, except under CI.
-    fn promtool_check(text: &str) {
+    pub(crate) fn promtool_check(text: &str) {
         let spawned = Command::new("promtool")
             .args(["check", "metrics"])
             .stdin(Stdio::piped())
@@ -723,39 +602,36 @@ mod tests {
         );
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn promtool_accepts_the_exposition() {
-        let store = ocellus_store::Store::open_in_memory().unwrap();
-        let service =
-            RecognitionService::with_store(store, RecognitionSettings::default()).unwrap();
-        let (w, h) = (60, 70);
-        let gray = Image::from_vec(
-            w,
-            h,
-            PixelLayout::Gray,
-            ocellus_testdata::noise_bytes(7, (w * h) as usize),
-        )
-        .unwrap();
-        let crop = FaceCrop {
-            gray,
-            source_hash: [7; 32],
-            embedding: None,
+    #[test]
+    fn promtool_accepts_the_exposition() {
+        let m = Metrics::new();
+        m.job_started(Op::Filter, Duration::from_millis(3));
+        m.job_ran(Op::Filter, Duration::from_millis(40));
+        m.decode_rejected(ErrorCode::BadImage);
+        let _request = m.http_request();
+        let now = Gauges {
+            queue_length: 2,
+            queue_capacity: 256,
+            workers: 2,
+            busy: 1,
+            jobs_forwarded: 5,
+            peers: Peers {
+                alive: 2,
+                leaving: 0,
+                dead: 1,
+            },
+            enrolled: Some(Enrolled {
+                people: 3,
+                faces: 9,
+                generation: 12,
+            }),
         };
-        service.enroll("ada", &[crop]).unwrap();
-        let state = filter_state_with(Some(service.clone()));
-        let threads = start_workers(&state);
-        run_jobs(&state).await;
-        let _request = state.metrics.http_request();
-        let text = state.metrics.render(&state);
-        assert_eq!(value(&text, "ocellus_people_enrolled"), Some(1.0));
-        assert_eq!(value(&text, "ocellus_faces_enrolled"), Some(1.0));
-        assert!(value(&text, "ocellus_model_generation").is_some_and(|g| g >= 1.0));
+        let text = m.render(now);
+        assert_eq!(value(&text, "ocellus_people_enrolled"), Some(3.0));
+        assert_eq!(value(&text, "ocellus_faces_enrolled"), Some(9.0));
+        assert_eq!(value(&text, "ocellus_model_generation"), Some(12.0));
+        assert_eq!(value(&text, r#"ocellus_peers{state="dead"}"#), Some(1.0));
+        assert_eq!(value(&text, "ocellus_jobs_forwarded_total"), Some(5.0));
         promtool_check(&text);
-
-        state.queue.shut_down();
-        for t in threads {
-            t.join().unwrap();
-        }
-        service.stop();
     }
 }

@@ -14,7 +14,9 @@ use crate::call::Outstanding;
 use crate::config::NodeConfig;
 use crate::exec::{JobQueue, Task};
 use crate::mesh::Mesh;
-use crate::metrics::Metrics;
+use tracing::warn;
+
+use crate::metrics::{Enrolled, Gauges, Metrics, Peers};
 use crate::roles::Roles;
 
 /// A running node's shared state.
@@ -33,4 +35,47 @@ pub(crate) struct State {
     pub outstanding: Arc<Outstanding>,
     /// The Prometheus metrics (`GET /metrics`).
     pub metrics: Arc<Metrics>,
+}
+
+impl State {
+    /// The values the metrics report as gauges, read now (the numbers
+    /// STATUS reports). It reads the face store under the recognition
+    /// role's store lock, which an enrolment holds for a few milliseconds.
+    pub fn gauges(&self) -> Gauges {
+        let stats = self.queue.stats();
+        let mut peers = Peers::default();
+        if let Some(mesh) = &self.mesh {
+            for p in mesh.peers().iter() {
+                match (p.alive, p.leaving) {
+                    (true, false) => peers.alive += 1,
+                    (true, true) => peers.leaving += 1,
+                    (false, _) => peers.dead += 1,
+                }
+            }
+        }
+        let enrolled = self
+            .roles
+            .recognition
+            .as_ref()
+            .and_then(|r| match r.census() {
+                Ok(c) => Some(Enrolled {
+                    people: c.people,
+                    faces: c.faces,
+                    generation: c.generation,
+                }),
+                Err(e) => {
+                    warn!(error = %e, "metrics: cannot read the face store");
+                    None
+                }
+            });
+        Gauges {
+            queue_length: stats.queue_length,
+            queue_capacity: self.config.queue_capacity as u64,
+            workers: self.config.workers as u64,
+            busy: stats.busy,
+            jobs_forwarded: self.mesh.as_ref().map_or(0, |m| m.jobs_forwarded()),
+            peers,
+            enrolled,
+        }
+    }
 }

@@ -495,9 +495,13 @@ async function recognize(ev, detectOnly) {
       { onEvent: trackEvents(prog, null) });
     await loaded;
     const res = (r.results || [])[0] || {};
-    if (res.error) throw new ApiError(0, res.error.code || 'error', res.error.message || String(res.error));
+    // A per-photo failure: `error` is its code, `message` says what.
+    if (res.error) throw new ApiError(0, String(res.error.code || res.error), res.message || String(res.error));
     const W = res.width || photo.naturalWidth, H = res.height || photo.naturalHeight;
-    const faces = (res.faces || []).map((x) => x.face ? x : { face: x, identity: null });
+    // RECOGNIZE's faces carry the box and the identity side by side
+    // (`algorithm` marks an identity; `name` is null when not identified);
+    // DETECT's are boxes only.
+    const faces = (res.faces || []).map((x) => ({ face: x, identity: 'algorithm' in x ? x : null }));
     faces.forEach((x, i) => {
       const b = x.face, id = x.identity;
       const named = id && id.name;

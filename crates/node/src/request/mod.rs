@@ -274,6 +274,9 @@ fn parse_algorithm(name: Option<&str>) -> Result<Option<Algorithm>, ErrorEvent> 
 }
 
 #[cfg(test)]
+mod metered_tests;
+
+#[cfg(test)]
 pub(crate) mod tests {
     //! A request driven through the handler with no socket: the caller and
     //! responder record what they are sent. The state and request makers

@@ -32,7 +32,7 @@ pub(crate) async fn metrics(
     let state = api.state.clone();
     // The scrape reads the face store under its lock: off the async
     // threads, like every store access.
-    let text = tokio::task::spawn_blocking(move || state.metrics.render(&state))
+    let text = tokio::task::spawn_blocking(move || state.metrics.render(state.gauges()))
         .await
         .map_err(|e| {
             ApiError::protocol(

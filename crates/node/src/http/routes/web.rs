@@ -54,7 +54,9 @@ fn serve(asset: &Asset, headers: &HeaderMap) -> Response {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'",
+            "default-src 'self'; img-src 'self' blob: data:; connect-src 'self' blob:; \
+             style-src 'self'; script-src 'self'; base-uri 'none'; form-action 'self'; \
+             frame-ancestors 'none'",
         ),
     );
     h.insert(
