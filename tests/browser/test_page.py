@@ -198,6 +198,23 @@ def test_faces(page, node, data_dir, screenshot_dir):
     assert len(boxes) == len(faces)
     assert PERSON in boxes[names.index(PERSON)].text
     assert by_id(page, "r-photo").is_displayed()
+    # Each box sits over its face: where the node found it, scaled to the
+    # photo as shown (the CSP refuses style attributes; a box placed by one
+    # would sit at the photo's corner).
+    photo = by_id(page, "r-photo")
+    shown = photo.rect
+    natural = page.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", photo)
+    scale = shown["width"] / natural[0]
+    m = re.search(r"(\d+)×(\d+) at (\d+),(\d+)", faces[names.index(PERSON)].text)
+    w, h, x, y = (int(v) for v in m.groups())
+    box = boxes[names.index(PERSON)].rect
+    for got, want in [
+        (box["x"] - shown["x"], x * scale),
+        (box["y"] - shown["y"], y * scale),
+        (box["width"], w * scale),
+        (box["height"], h * scale),
+    ]:
+        assert abs(got - want) <= 3, (box, shown, (x, y, w, h), scale)
     screenshot(page, screenshot_dir / "faces.png")
 
 

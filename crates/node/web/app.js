@@ -15,6 +15,9 @@ function el(tag, attrs, ...kids) {
     if (k === 'class') e.className = v;
     else if (k === 'text') e.textContent = v;
     else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    // Through the CSSOM: the page's CSP (style-src 'self') refuses style
+    // attributes, not properties set from its own script.
+    else if (k === 'style') for (const [p, x] of Object.entries(v)) e.style.setProperty(p, x);
     else e.setAttribute(k, v === true ? '' : v);
   }
   for (const k of kids) if (k != null) e.append(k);
@@ -509,7 +512,7 @@ async function recognize(ev, detectOnly) {
       const dist = id && id.distance != null ? id.distance.toFixed(2) : null;
       boxes.append(el('div', {
         class: 'box' + (detectOnly ? '' : named ? ' named' : ' unknown'),
-        style: `left:${100 * b.x / W}%;top:${100 * b.y / H}%;width:${100 * b.width / W}%;height:${100 * b.height / H}%`,
+        style: { left: 100 * b.x / W + '%', top: 100 * b.y / H + '%', width: 100 * b.width / W + '%', height: 100 * b.height / H + '%' },
       }, el('span', { class: 'box-label', text: (i + 1) + '. ' + label + (dist ? ' ' + dist : '') })));
       const more = [];
       if (dist) more.push('distance ' + dist);
@@ -543,7 +546,7 @@ let statusTimer = null;
 
 function meter(used, total) {
   const pct = total ? Math.min(100, Math.round(100 * used / total)) : 0;
-  return el('span', { class: 'meter' }, el('span', { style: 'width:' + pct + '%' }));
+  return el('span', { class: 'meter' }, el('span', { style: { width: pct + '%' } }));
 }
 
 function peerState(p) {
