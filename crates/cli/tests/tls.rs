@@ -381,3 +381,69 @@ fn a_detection_node_reaches_its_recognition_node_over_tls() {
     let err = stderr(&out);
     assert!(err.contains("speaks TLS"), "{err}");
 }
+
+/// `GET path` over HTTPS to `addr`, trusting only `ca`, as the raw
+/// HTTP/1.1 response (reqwest is built without TLS here; one request
+/// needs no more than this).
+fn https_get(addr: std::net::SocketAddr, ca: &Path, path: &str) -> String {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::TlsConnector;
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore, pki_types::ServerName};
+
+    let mut roots = RootCertStore::empty();
+    ocellus_client::tls::add_ca_file(&mut roots, ca).expect("the CA");
+    let config = ClientConfig::builder_with_provider(ocellus_client::tls::provider())
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let name = ServerName::try_from("localhost").expect("name");
+        let mut tls = TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .expect("TLS handshake with the HTTP port");
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        tls.write_all(request.as_bytes()).await.expect("request");
+        let mut response = Vec::new();
+        // The node closes after answering (Connection: close); a TLS close
+        // without close_notify would be an error worth failing on too.
+        tls.read_to_end(&mut response).await.expect("response");
+        String::from_utf8_lossy(&response).into_owned()
+    })
+}
+
+#[test]
+fn the_http_port_serves_https_with_the_same_certificate() {
+    let ca = Ca::new("https");
+    let cert = ca.loopback("node");
+    let node = ServerProcess::start(&tls_args(&cert, &["--roles", "filter"]));
+    let http = node.http.expect("the HTTP port");
+    assert_eq!(node.http_scheme, "https", "the second line names https");
+    let health = https_get(http, &ca.cert, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200 OK"), "{health}");
+    assert!(health.contains(r#""status":"ok""#), "{health}");
+    let page = https_get(http, &ca.cert, "/");
+    assert!(page.contains("<html"), "{page}");
+    // Plain HTTP to the TLS port gets no answer in clear text.
+    let plain = std::net::TcpStream::connect(http).and_then(|mut s| {
+        use std::io::{Read, Write};
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        Ok(out)
+    });
+    let plain = plain.unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&plain).contains("\"status\":\"ok\""),
+        "a clear-text request was answered"
+    );
+}

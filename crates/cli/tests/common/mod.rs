@@ -96,6 +96,8 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
     /// Its HTTP API's address (unless started with `--http off`).
     pub http: Option<SocketAddr>,
+    /// `http` or `https`, as its second line says (empty with `--http off`).
+    pub http_scheme: &'static str,
     log: PathBuf,
     _dir: TempDir,
 }
@@ -185,18 +187,15 @@ impl ServerProcess {
                     std::fs::read_to_string(&log).unwrap_or_default()
                 )
             });
+        let mut http_scheme = "";
         let http = if http_off {
             None
         } else {
             let line = rx.recv_timeout(PATIENCE).unwrap_or_default();
-            let addr = line
-                .trim()
-                .strip_prefix("http on ")
-                .map(|a| {
-                    a.trim_start_matches("http://")
-                        .trim_start_matches("https://")
-                })
-                .and_then(|a| a.parse().ok());
+            let url = line.trim().strip_prefix("http on ").unwrap_or("");
+            let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+            http_scheme = if scheme == "https" { "https" } else { "http" };
+            let addr = rest.parse().ok();
             if addr.is_none() {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -209,6 +208,7 @@ impl ServerProcess {
         };
         ServerProcess {
             http,
+            http_scheme,
             child,
             addr,
             log,
