@@ -140,14 +140,22 @@ def start_ocellus(binary: Path, data_dir: str, log) -> tuple[subprocess.Popen, s
             line = None
         if line is None:
             load.stop(proc)
-            sys.exit(f"{shlex.join(cmd)}: no `listening on` and `http on` lines within {START_TIMEOUT:.0f} s "
-                     f"(stderr in {log.name})")
+            log.flush()
+            sys.exit(f"{shlex.join(cmd)}: no `listening on` and `http on` lines within {START_TIMEOUT:.0f} s; "
+                     f"its stderr:\n{tail(log.name)}")
         line = line.strip()
         if line.startswith("listening on "):
             tcp = line.split()[-1]
         elif line.startswith("http on "):
             web = urllib.parse.urlsplit(line.split()[-1]).netloc
     return proc, tcp, web
+
+
+def tail(path: str, lines: int = 20) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
 
 
 def free_port() -> int:
@@ -193,7 +201,7 @@ def start_thumbor(exe: str, root: Path, processes: int, folder: Path, quality: i
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         if proc.poll() is not None:
-            sys.exit(f"thumbor exited ({proc.returncode}); see {log.name}")
+            sys.exit(f"thumbor exited ({proc.returncode}):\n{tail(log.name)}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             conn.request("GET", "/healthcheck")
@@ -204,7 +212,7 @@ def start_thumbor(exe: str, root: Path, processes: int, folder: Path, quality: i
             pass
         if time.monotonic() > deadline:
             stop_group(proc)
-            sys.exit(f"thumbor did not answer /healthcheck within {START_TIMEOUT:.0f} s; see {log.name}")
+            sys.exit(f"thumbor did not answer /healthcheck within {START_TIMEOUT:.0f} s:\n{tail(log.name)}")
         time.sleep(0.2)
 
 
@@ -255,20 +263,43 @@ def stop_group(proc: subprocess.Popen) -> None:
 # ------------------------------------------------------------------ clients
 
 
+class _NotingSend:
+    """A socket that notes when its last sendall returned (the request is
+    then all in the kernel: what follows is the server's time and the
+    answer's transfer)."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock, self.sent = sock, 0.0
+
+    def sendall(self, data) -> None:
+        self.sock.sendall(data)
+        self.sent = time.perf_counter()
+
+    def recv(self, n: int) -> bytes:
+        return self.sock.recv(n)
+
+
 class TcpClient:
-    """One connection of the wire protocol; FILTER requests one at a time."""
+    """One connection of the wire protocol; FILTER requests one at a time
+    (bench/load.py's ocellus_request). `sent`: when the last request was
+    all sent."""
 
     def __init__(self, addr: str, ops: str):
-        self.sock = proto.connect(addr, 600)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = proto.connect(addr, 600)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = _NotingSend(sock)
         self.ops, self.n, self.connections = ops, 0, 1
+
+    @property
+    def sent(self) -> float:
+        return self.sock.sent
 
     def __call__(self, name: str, image: bytes) -> bytes:
         self.n += 1
         return load.ocellus_request(self.sock, image, self.ops, self.n)
 
     def close(self):
-        self.sock.close()
+        self.sock.sock.close()
 
 
 class HttpClient:
@@ -281,7 +312,7 @@ class HttpClient:
         host, _, port = addr.rpartition(":")
         self.conn = http.client.HTTPConnection(host, int(port), timeout=600)
         self.conn.connect()
-        self.target, self.post, self.connections = target, post, 1
+        self.target, self.post, self.connections, self.sent = target, post, 1, 0.0
 
     def __call__(self, name: str, image: bytes) -> bytes:
         if self.conn.sock is None:
@@ -290,6 +321,7 @@ class HttpClient:
             self.conn.request("POST", self.target(name), body=image, headers={"Content-Type": "image/jpeg"})
         else:
             self.conn.request("GET", self.target(name))
+        self.sent = time.perf_counter()
         r = self.conn.getresponse()
         body = r.read()
         if r.status != 200:
@@ -328,6 +360,7 @@ def run_pass(make_client, work: list[list[tuple[str, bytes]]], groups: set[int] 
     (called once all clients have connected) says."""
     barrier = threading.Barrier(len(work) + 1)
     latencies: list[float] = []
+    sending: list[float] = []  # of each latency, the part until the request was all sent
     results: dict[str, bytes] = {}
     errors: list[BaseException] = []
     connections = []
@@ -344,6 +377,7 @@ def run_pass(make_client, work: list[list[tuple[str, bytes]]], groups: set[int] 
                 dt = time.perf_counter() - t
                 with lock:
                     latencies.append(dt)
+                    sending.append(c.sent - t)
                     results[name] = out
         except BaseException as e:  # reported after the pass
             errors.append(e)
@@ -371,7 +405,8 @@ def run_pass(make_client, work: list[list[tuple[str, bytes]]], groups: set[int] 
         raise errors[0]
     ticks = wall * os.sysconf("SC_CLK_TCK") * os.cpu_count()
     other = max(0, (busy1 - busy0) - (ours1 - ours0)) / ticks if groups else None
-    return {"wall": wall, "latencies": latencies, "results": results, "connections": sum(connections),
+    return {"wall": wall, "latencies": latencies, "sending": sending, "results": results,
+            "connections": sum(connections),
             "cpu_other": other, "inspect": seen}
 
 
@@ -438,7 +473,7 @@ def compare_blurs(original: bytes, ours_png: bytes, thumbor_png: bytes | None, s
 
 
 def one(make_client, name: str, image: bytes) -> bytes:
-    c = make_client()
+    c = make_client(0)
     try:
         return c(name, image)
     finally:
@@ -457,6 +492,9 @@ def summary(passes: list[dict], n: int) -> dict:
         "p50_ms": load.percentile(lat, 50) * 1e3,
         "p99_ms": load.percentile(lat, 99) * 1e3,
         "mean_ms": statistics.fmean(lat) * 1e3,
+        "send_p50_ms": statistics.median(x for p in passes for x in p["sending"]) * 1e3,
+        "after_send_p50_ms": statistics.median(
+            a - b for p in passes for a, b in zip(p["latencies"], p["sending"])) * 1e3,
         "requests": len(lat),
         "connections": sum(p["connections"] for p in passes),
         "mean_out_kb": statistics.fmean(len(v) for v in passes[0]["results"].values()) / 1024,
@@ -569,15 +607,14 @@ def main() -> int:
         # The blurs side by side on one image, as PNG (no JPEG loss).
         name, image = images[0]
         png_query = urllib.parse.urlencode({"ops": ops, "format": "png"})
-        ours_png = one(lambda: HttpClient(http_addr, lambda _n: f"/v1/filter?{png_query}", post=True), name, image)
-        thumbor_png = None
-        if thumbor_addrs:
-            tf = f"filters:blur({radius},{args.sigma:g}):format(png)"
-            thumbor_png = one(lambda: HttpClient(thumbor_addrs[0], lambda nm: f"/unsafe/{tf}/{urllib.parse.quote(nm)}",
-                                                 post=False), name, image)
+        tf = f"filters:blur({radius},{args.sigma:g}):format(png)"
         try:
+            ours_png = one(lambda i: HttpClient(http_addr, lambda _n: f"/v1/filter?{png_query}", post=True),
+                           name, image)
+            thumbor_png = one(lambda i: HttpClient(thumbor_addrs[0], lambda nm: f"/unsafe/{tf}/{urllib.parse.quote(nm)}",
+                                                   post=False), name, image) if thumbor_addrs else None
             checks["blur"] = compare_blurs(image, ours_png, thumbor_png, args.sigma, radius)
-        except ImportError as e:
+        except (ImportError, RuntimeError, OSError) as e:
             checks["blur"] = {"skipped": str(e)}
     finally:
         for label, proc in reversed(started):
@@ -641,6 +678,9 @@ def report(args, info, tversion, runs, labels, checks, n, radius, ops, thumbor_f
         print(f"| p50 latency, thumbor ({labels[best].split(', ', 1)[1]}) / ours (HTTP) | "
               f"{s[best]['p50_ms'] / web['p50_ms']:.1f}x |")
     print()
+    print(f"- where a request's time goes (medians): TCP {tcp['send_p50_ms']:.1f} ms sending, "
+          f"{tcp['after_send_p50_ms']:.1f} ms from all-sent to the last byte of the answer; HTTP "
+          f"{web['send_p50_ms']:.1f} ms and {web['after_send_p50_ms']:.1f} ms")
     diff = checks.get("http_equals_tcp", [])
     print(f"- HTTP answers byte-identical to TCP answers: {'yes' if not diff else 'NO'} "
           f"({n - len(diff)}/{n} images)")
