@@ -483,9 +483,9 @@ def one(make_client, name: str, image: bytes) -> bytes:
 # ------------------------------------------------------------------ main
 
 
-def summary(passes: list[dict], n: int) -> dict:
+def summary(passes: list[dict]) -> dict:
     lat = [x for p in passes for x in p["latencies"]]
-    rates = [n / p["wall"] for p in passes]
+    rates = [len(p["latencies"]) / p["wall"] for p in passes]
     return {
         "images_per_s": statistics.median(rates),
         "passes_images_per_s": [round(r, 2) for r in rates],
@@ -508,6 +508,8 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--passes", type=int, default=3, help="timed passes per system (after one warm-up round)")
     p.add_argument("--sigma", type=float, default=5.0, help="blur: ours blur=SIGMA, thumbor blur(R,SIGMA)")
+    p.add_argument("--serial", type=int, default=16,
+                   help="also send this many images from one client alone, per pass (0: not)")
     p.add_argument("--skip-thumbor", action="store_true")
     p.add_argument("--thumbor", default=os.environ.get("THUMBOR"), help="thumbor executable")
     p.add_argument("--thumbor-processes", type=int, default=os.cpu_count(),
@@ -586,16 +588,22 @@ def main() -> int:
                     labels[f"thumbor_x{k}"] = (f"thumbor {tversion}, {k} instances of 1 process, "
                                                f"clients spread evenly (client i to instance i mod {k})")
         groups = {os.getpgrp()} | {proc.pid for label, proc in started if label == "thumbor"}
+        plan = {key: work for key in systems}
+        if args.serial:  # one client alone: the latency without queueing
+            for key in ("tcp", "http"):
+                systems[f"{key}_serial"] = systems[key]
+                labels[f"{key}_serial"] = labels[key] + ", 1 client alone"
+                plan[f"{key}_serial"] = [images[:args.serial]]
         order = list(systems)
         for key in order:  # warm-up: one request per client, connections made, pools started
             print(f"warm-up {key} ...", file=sys.stderr)
-            run_pass(systems[key], warm)
+            run_pass(systems[key], warm[:len(plan[key])])
             runs[key] = []
         for i in range(args.passes):
             turn = order[i % len(order):] + order[:i % len(order)]
             for key in turn:
                 print(f"pass {i + 1}/{args.passes}: {key} ...", file=sys.stderr)
-                r = run_pass(systems[key], work, groups, inspects.get(key))
+                r = run_pass(systems[key], plan[key], groups, inspects.get(key))
                 if runs[key]:
                     r["results"] = None  # the first pass's answers are the ones checked
                 runs[key].append(r)
@@ -636,7 +644,7 @@ def ocellus_version(binary: Path) -> str:
 
 
 def report(args, info, tversion, runs, labels, checks, n, radius, ops, thumbor_filters, load_before, load_after):
-    s = {k: summary(v, n) for k, v in runs.items()}
+    s = {k: summary(v) for k, v in runs.items()}
     tcp, web = s["tcp"], s["http"]
     ratio = web["images_per_s"] / tcp["images_per_s"]
     added_p50 = web["p50_ms"] - tcp["p50_ms"]
@@ -657,11 +665,15 @@ def report(args, info, tversion, runs, labels, checks, n, radius, ops, thumbor_f
           f"({args.clients} threads, one kept-alive connection each, one request at a time); systems interleaved, "
           f"order rotated every pass; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     print(f"- latency: send of the request to the last byte of the answer; p50/p99 over all {tcp['requests']} "
-          f"requests of a system; images/s: median over the passes\n")
+          f"requests of a system ({args.serial * args.passes} for the one-client rows, which add "
+          f"{args.serial} requests a pass); images/s: median over the passes\n")
     print("| system | images/s | p50 ms | p99 ms | images/s per pass | answer KB |")
     print("|---|---:|---:|---:|---|---:|")
-    for key, v in s.items():
-        print(f"| {labels[key]} | {v['images_per_s']:.2f} | {v['p50_ms']:.0f} | {v['p99_ms']:.0f} | "
+    ms = lambda v: f"{v:.0f}" if v >= 100 else f"{v:.1f}"  # noqa: E731
+    shown = sorted(s, key=lambda k: (k.startswith("thumbor"), k.endswith("_serial")))
+    for key in shown:
+        v = s[key]
+        print(f"| {labels[key]} | {v['images_per_s']:.2f} | {ms(v['p50_ms'])} | {ms(v['p99_ms'])} | "
               f"{', '.join(f'{x:.2f}' for x in v['passes_images_per_s'])} | {v['mean_out_kb']:.0f} |")
     print()
     print("| ratio | value |")
@@ -669,6 +681,9 @@ def report(args, info, tversion, runs, labels, checks, n, radius, ops, thumbor_f
     print(f"| HTTP / TCP images/s (target >= 0.95: {'met' if ratio >= 0.95 else 'NOT met'}) | {ratio:.3f} |")
     print(f"| latency HTTP adds per request at the median (HTTP p50 - TCP p50) | {added_p50:+.1f} ms |")
     print(f"| the same at p99 | {added_p99:+.1f} ms |")
+    if "http_serial" in s:
+        print(f"| the same with one client alone (no queueing), p50 | "
+              f"{s['http_serial']['p50_ms'] - s['tcp_serial']['p50_ms']:+.1f} ms |")
     thumbors = [k for k in s if k.startswith("thumbor_")]
     vs = {k: web["images_per_s"] / s[k]["images_per_s"] for k in thumbors}
     best = max(thumbors, key=lambda k: s[k]["images_per_s"]) if thumbors else None
