@@ -972,3 +972,132 @@ fn readyz_fails_while_the_recognition_node_is_unreachable() {
         );
     });
 }
+
+#[test]
+fn oversized_images_and_malformed_multipart_are_refused_clearly() {
+    let dir = TempDir::new("http-bad-bodies");
+    // 64x64 is 4096 pixels: over this node's limit, decided from the header.
+    let server = ServerProcess::start(&["--roles", "filter", "--max-pixels", "1000"]);
+    let url = base(&server);
+    runtime().block_on(async {
+        let http = reqwest::Client::new();
+        let r = http
+            .post(format!("{url}/v1/filter?ops=invert"))
+            .body(png(dir.path(), 64, 64))
+            .send()
+            .await
+            .unwrap();
+        let (s, c, m) = error_of(r).await;
+        assert_eq!(
+            (s, c.as_str()),
+            (StatusCode::PAYLOAD_TOO_LARGE, "image_too_large"),
+            "{m}"
+        );
+        // A multipart body that ends before its closing boundary.
+        let r = http
+            .post(format!("{url}/v1/filter?ops=invert"))
+            .header("content-type", "multipart/form-data; boundary=XYZ")
+            .body("--XYZ\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\nabc")
+            .send()
+            .await
+            .unwrap();
+        let (s, c, m) = error_of(r).await;
+        assert_eq!(
+            (s, c.as_str()),
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            "{m}"
+        );
+        // A multipart type without a boundary.
+        let r = http
+            .post(format!("{url}/v1/filter?ops=invert"))
+            .header("content-type", "multipart/form-data")
+            .body("whatever")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_of(r).await.0, StatusCode::BAD_REQUEST);
+        // A small image still goes through.
+        let r = http
+            .post(format!("{url}/v1/filter?ops=invert"))
+            .body(png(dir.path(), 20, 20))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    });
+}
+
+#[test]
+fn leaving_the_event_stream_does_not_cancel_the_job() {
+    let dir = TempDir::new("http-leave");
+    let server = ServerProcess::start(&["--roles", "filter", "--workers", "1"]);
+    let url = base(&server);
+    let input = png(dir.path(), 640, 480);
+    let blocker = png(dir.path(), 1600, 1200);
+    runtime().block_on(async {
+        let http = reqwest::Client::new();
+        // The one worker is busy first, so that ours is still waiting when
+        // its stream is left.
+        let busy = http
+            .post(format!("{url}/v1/jobs/filter?ops=blur=15"))
+            .body(blocker)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(busy.status(), StatusCode::ACCEPTED);
+        let job: Value = http
+            .post(format!("{url}/v1/jobs/filter?ops=blur=8"))
+            .body(input.clone())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = job["id"].as_str().unwrap().to_string();
+        // Open the stream, read its first bytes, and leave.
+        let mut stream = http
+            .get(format!("{url}/v1/jobs/{id}/events"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stream.status(), StatusCode::OK);
+        let first = tokio::time::timeout(PATIENCE, stream.chunk())
+            .await
+            .expect("a first event")
+            .unwrap();
+        assert!(first.is_some());
+        drop(stream);
+        // The job still runs to its end, and its result is there.
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let state: Value = http
+                .get(format!("{url}/v1/jobs/{id}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            match state["state"].as_str() {
+                Some("done") => break,
+                Some("queued" | "running") => {}
+                other => panic!("the job ended {other:?}: {state}"),
+            }
+            assert!(std::time::Instant::now() < deadline, "{state}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let r = http
+            .get(format!("{url}/v1/jobs/{id}/result"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["content-type"], "image/png");
+        let bytes = r.bytes().await.unwrap();
+        assert_eq!(
+            bytes.as_ref(),
+            filter_local(dir.path(), &input, "blur=8").as_slice()
+        );
+    });
+}
