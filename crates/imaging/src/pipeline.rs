@@ -1,12 +1,22 @@
 //! Filter pipelines: a comma-separated list of operations such as
-//! `blur=5,resize=800x,grayscale`, parsed once and applied left to right.
+//! `blur=5,resize=800x,grayscale`, parsed once, planned, and applied left
+//! to right.
+//!
+//! Owns the pipeline syntax, the limits on a pipeline (at most [`MAX_OPS`]
+//! operations, bounded parameters, no intermediate image over a pixel
+//! limit) and its cost model. Invariant: [`Pipeline::plan`] walks exactly
+//! the sizes and layouts [`Pipeline::apply`] produces, without touching a
+//! pixel, so a caller can refuse a pipeline on its estimated time
+//! ([`Plan::cost_ns`]) and memory ([`Plan::peak_bytes`]) before running it.
+//! Each operation's cost figures live beside the operation, in its
+//! `filter` module; [`Op::cost_ns`] combines them. See docs/limits-cost.md.
 
 use std::fmt;
 use std::str::FromStr;
 
 use thiserror::Error;
 
-use crate::Image;
+use crate::filter;
 use crate::filter::box_blur::box_blur;
 use crate::filter::edges::sobel_edges;
 use crate::filter::gaussian::gaussian_blur;
@@ -17,9 +27,17 @@ use crate::filter::resize::{ResizeFilter, resize};
 use crate::filter::sepia::sepia;
 use crate::filter::sharpen::sharpen;
 use crate::filter::tone::{brightness, contrast, invert};
+use crate::{Cancel, Cancelled, Image, PixelLayout};
 
-/// Largest image a pipeline may produce (resize is otherwise a memory bomb).
+/// Largest image a pipeline may produce by default (resize is otherwise a
+/// memory bomb): the limit [`Op::apply`] and [`Pipeline::apply`] enforce;
+/// [`Pipeline::plan`] takes the limit as an argument.
 pub const MAX_OUTPUT_PIXELS: u64 = 100_000_000;
+
+/// Most operations one pipeline may hold. Each is bounded on its own, so
+/// this bounds a pipeline's cost; 32 is far more than any real chain needs
+/// (the longest in the tests and examples has 15).
+pub const MAX_OPS: usize = 32;
 
 /// Largest blur sigma and median radius accepted: beyond them the result is
 /// flat grey anyway and the cost unreasonable for a shared server.
@@ -116,14 +134,67 @@ pub enum FilterError {
     /// A crop rectangle outside the image.
     #[error(transparent)]
     Crop(#[from] CropOutOfBounds),
-    /// A resize to more pixels than [`MAX_OUTPUT_PIXELS`].
-    #[error("resize to {width}x{height} exceeds the limit of {MAX_OUTPUT_PIXELS} pixels")]
+    /// An operation that would grow the image beyond the pixel limit.
+    #[error("`{op}` would make a {width}x{height} image, over the limit of {limit} pixels")]
     TooLarge {
-        /// Requested width.
+        /// The operation, as it would be written in a pipeline.
+        op: String,
+        /// Width it would produce.
         width: u64,
-        /// Requested height.
+        /// Height it would produce.
         height: u64,
+        /// The limit, in pixels.
+        limit: u64,
     },
+    /// The [`Cancel`] token was raised; the partial result was dropped.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl From<Cancelled> for FilterError {
+    fn from(_: Cancelled) -> Self {
+        FilterError::Cancelled
+    }
+}
+
+/// What a pipeline will do to an image of a given size, computed by
+/// [`Pipeline::plan`] without touching a pixel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Width of the result.
+    pub width: u32,
+    /// Height of the result.
+    pub height: u32,
+    /// Channels of the result (1 to 4).
+    pub channels: u8,
+    /// Estimated single-thread time of the whole pipeline, nanoseconds:
+    /// the sum of [`Op::cost_ns`] over the operations.
+    pub cost_ns: u64,
+    /// The most bytes alive at once: the largest, over the operations, of
+    /// its input, its output and its working buffers together.
+    pub peak_bytes: u64,
+}
+
+/// The size and channel count of an image between two operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Shape {
+    width: u32,
+    height: u32,
+    channels: u8,
+}
+
+impl Shape {
+    fn pixels(self) -> u64 {
+        self.width as u64 * self.height as u64
+    }
+
+    fn samples(self) -> f64 {
+        self.pixels() as f64 * self.channels as f64
+    }
+
+    fn bytes(self) -> u64 {
+        self.pixels() * self.channels as u64
+    }
 }
 
 /// A parsed list of operations.
@@ -138,18 +209,252 @@ impl Pipeline {
         &self.ops
     }
 
-    /// Applies every operation in order.
-    pub fn apply(&self, mut image: Image) -> Result<Image, FilterError> {
+    /// Applies every operation in order; the same as
+    /// [`apply_cancellable`](Self::apply_cancellable) with [`Cancel::never`].
+    pub fn apply(&self, image: Image) -> Result<Image, FilterError> {
+        self.apply_cancellable(image, &Cancel::never())
+    }
+
+    /// Applies every operation in order, giving up with
+    /// [`FilterError::Cancelled`] at the first checkpoint after `cancel` is
+    /// raised: before each operation and between row bands inside the slow
+    /// filters. When not cancelled the result is exactly [`apply`](Self::apply)'s.
+    pub fn apply_cancellable(
+        &self,
+        mut image: Image,
+        cancel: &Cancel,
+    ) -> Result<Image, FilterError> {
         for op in &self.ops {
-            image = op.apply(image)?;
+            cancel.check()?;
+            image = op.apply_cancellable(image, cancel)?;
         }
         Ok(image)
     }
+
+    /// Walks the operations over a `width` x `height` image of `channels`
+    /// channels (1 to 4) without touching a pixel: the result's size, the
+    /// estimated single-thread time and the peak memory. Fails as
+    /// [`apply`](Self::apply) would on a crop outside the image, and on any
+    /// operation that grows the image beyond `max_pixels`.
+    pub fn plan(
+        &self,
+        width: u32,
+        height: u32,
+        channels: u8,
+        max_pixels: u64,
+    ) -> Result<Plan, FilterError> {
+        let mut shape = Shape {
+            width,
+            height,
+            channels,
+        };
+        let mut cost = 0.0f64;
+        let mut peak = shape.bytes();
+        for op in &self.ops {
+            let out = op.output(shape, max_pixels)?;
+            cost += op.cost_ns(shape, out);
+            peak = peak.max(op.peak_bytes(shape, out));
+            shape = out;
+        }
+        Ok(Plan {
+            width: shape.width,
+            height: shape.height,
+            channels: shape.channels,
+            // `as` saturates: an absurd estimate stays absurd, not wrapped.
+            cost_ns: cost.ceil() as u64,
+            peak_bytes: peak,
+        })
+    }
+}
+
+fn channels_of(layout: PixelLayout) -> u8 {
+    layout.channels() as u8
 }
 
 impl Op {
-    /// Applies this one operation.
-    pub fn apply(&self, mut image: Image) -> Result<Image, FilterError> {
+    /// The shape this operation produces from `input`, or why it cannot
+    /// run: a crop outside the image, or growth beyond `max_pixels`.
+    fn output(&self, input: Shape, max_pixels: u64) -> Result<Shape, FilterError> {
+        let out = match *self {
+            Op::Edges => Shape {
+                channels: 1,
+                ..input
+            },
+            Op::Grayscale => Shape {
+                // Rgb becomes Gray, Rgba GrayAlpha; grey stays as it is.
+                channels: match input.channels {
+                    3 => 1,
+                    4 => 2,
+                    c => c,
+                },
+                ..input
+            },
+            Op::Sepia => Shape {
+                // Alpha (2 or 4 channels) is kept.
+                channels: if matches!(input.channels, 2 | 4) {
+                    4
+                } else {
+                    3
+                },
+                ..input
+            },
+            Op::Resize { width, height, .. } => {
+                let (w, h) = resized_dimensions(input.width, input.height, width, height);
+                // Larger than any u32 is over every limit anyway.
+                let fits = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+                if w * h > max_pixels && w * h > input.pixels() {
+                    return Err(self.too_large(w, h, max_pixels));
+                }
+                Shape {
+                    width: fits(w),
+                    height: fits(h),
+                    ..input
+                }
+            }
+            Op::Rotate(Rotation::Half) => input,
+            Op::Rotate(_) => Shape {
+                width: input.height,
+                height: input.width,
+                ..input
+            },
+            Op::Crop {
+                width,
+                height,
+                x,
+                y,
+            } => {
+                let fits = width > 0
+                    && height > 0
+                    && x.checked_add(width).is_some_and(|r| r <= input.width)
+                    && y.checked_add(height).is_some_and(|b| b <= input.height);
+                if !fits {
+                    return Err(FilterError::Crop(CropOutOfBounds {
+                        width,
+                        height,
+                        x,
+                        y,
+                        image_width: input.width,
+                        image_height: input.height,
+                    }));
+                }
+                Shape {
+                    width,
+                    height,
+                    ..input
+                }
+            }
+            Op::Blur(_)
+            | Op::Box(_)
+            | Op::Median(_)
+            | Op::Sharpen { .. }
+            | Op::Invert
+            | Op::Brightness(_)
+            | Op::Contrast(_)
+            | Op::Flip(_) => input,
+        };
+        Ok(out)
+    }
+
+    fn too_large(&self, width: u64, height: u64, limit: u64) -> FilterError {
+        FilterError::TooLarge {
+            op: self.to_string(),
+            width,
+            height,
+            limit,
+        }
+    }
+
+    /// Estimated single-thread nanoseconds of this operation from `input`
+    /// to `output`: the samples its time scales with times its measured ns
+    /// per sample (a function of its parameter where the time depends on
+    /// it). The figures and how they were measured are beside each filter.
+    fn cost_ns(&self, input: Shape, output: Shape) -> f64 {
+        match *self {
+            Op::Blur(sigma) => input.samples() * filter::gaussian::cost_ns_per_sample(sigma),
+            Op::Box(r) => input.samples() * filter::box_blur::cost_ns_per_sample(r),
+            Op::Median(r) => filter::median::cost_ns(input.width, input.height, input.channels, r),
+            Op::Sharpen { sigma, .. } => {
+                input.samples() * filter::sharpen::cost_ns_per_sample(sigma)
+            }
+            Op::Edges => input.pixels() as f64 * filter::edges::COST_NS_PER_PIXEL,
+            Op::Grayscale => input.pixels() as f64 * filter::grayscale::COST_NS_PER_PIXEL,
+            Op::Sepia => output.pixels() as f64 * filter::sepia::COST_NS_PER_PIXEL,
+            Op::Invert | Op::Brightness(_) | Op::Contrast(_) => {
+                input.samples() * filter::tone::COST_NS_PER_SAMPLE
+            }
+            Op::Resize { filter: kind, .. } => filter::resize::cost_ns(
+                input.width,
+                input.height,
+                input.channels,
+                output.width,
+                output.height,
+                kind,
+            ),
+            Op::Rotate(_) => input.pixels() as f64 * filter::geometry::ROTATE_COST_NS_PER_PIXEL,
+            Op::Flip(Flip::Horizontal) => {
+                input.samples() * filter::geometry::FLIP_H_COST_NS_PER_SAMPLE
+            }
+            Op::Flip(Flip::Vertical) => {
+                input.samples() * filter::geometry::FLIP_V_COST_NS_PER_SAMPLE
+            }
+            Op::Crop { .. } => output.samples() * filter::geometry::CROP_COST_NS_PER_SAMPLE,
+        }
+    }
+
+    /// Bytes alive at once while this operation runs: its input, its output
+    /// (or the copy it works from) and its working buffers.
+    fn peak_bytes(&self, input: Shape, output: Shape) -> u64 {
+        let threads = rayon::current_num_threads();
+        let convolution = |radius: usize| {
+            filter::convolve::scratch_bytes(
+                input.width as usize,
+                input.channels as usize,
+                radius,
+                threads,
+            )
+        };
+        let (i, o) = (input.bytes(), output.bytes());
+        match *self {
+            // In place, with a ring of rows per band.
+            Op::Blur(sigma) => i + convolution(filter::gaussian::kernel_radius(sigma)),
+            Op::Box(r) => i + convolution(r as usize),
+            // A blurred copy, then combined in place.
+            Op::Sharpen { sigma, .. } => {
+                2 * i + convolution(filter::gaussian::kernel_radius(sigma))
+            }
+            // Works from a copy of the input.
+            Op::Median(_) => 2 * i,
+            // The luma, then the gradient.
+            Op::Edges => i + input.pixels() + o,
+            // The horizontal pass's result lives until the vertical pass ends.
+            Op::Resize { .. } => {
+                let mid = output.width as u64 * input.height as u64 * input.channels as u64;
+                i + mid + o
+            }
+            Op::Grayscale | Op::Sepia | Op::Rotate(_) | Op::Crop { .. } => i + o,
+            Op::Invert | Op::Brightness(_) | Op::Contrast(_) | Op::Flip(_) => i,
+        }
+    }
+
+    /// Applies this one operation, refusing growth beyond
+    /// [`MAX_OUTPUT_PIXELS`].
+    pub fn apply(&self, image: Image) -> Result<Image, FilterError> {
+        self.apply_cancellable(image, &Cancel::never())
+    }
+
+    /// [`apply`](Self::apply), giving up with [`FilterError::Cancelled`]
+    /// between row bands of the slow filters once `cancel` is raised.
+    pub fn apply_cancellable(
+        &self,
+        mut image: Image,
+        cancel: &Cancel,
+    ) -> Result<Image, FilterError> {
+        let input = Shape {
+            width: image.width(),
+            height: image.height(),
+            channels: channels_of(image.layout()),
+        };
+        let out = self.output(input, MAX_OUTPUT_PIXELS)?;
         match *self {
             Op::Blur(sigma) => gaussian_blur(&mut image, sigma),
             Op::Box(r) => box_blur(&mut image, r),
@@ -161,19 +466,8 @@ impl Op {
             Op::Invert => invert(&mut image),
             Op::Brightness(d) => brightness(&mut image, d),
             Op::Contrast(f) => contrast(&mut image, f),
-            Op::Resize {
-                width,
-                height,
-                filter,
-            } => {
-                let (w, h) = resized_dimensions(image.width(), image.height(), width, height);
-                if w * h > MAX_OUTPUT_PIXELS {
-                    return Err(FilterError::TooLarge {
-                        width: w,
-                        height: h,
-                    });
-                }
-                image = resize(&image, w as u32, h as u32, filter);
+            Op::Resize { filter, .. } => {
+                image = resize(&image, out.width, out.height, filter);
             }
             Op::Rotate(r) => image = rotate(&image, r),
             Op::Flip(axis) => flip(&mut image, axis),
@@ -184,6 +478,7 @@ impl Op {
                 y,
             } => image = crop(&image, width, height, x, y)?,
         }
+        cancel.check()?;
         Ok(image)
     }
 }
@@ -353,6 +648,13 @@ impl FromStr for Pipeline {
     type Err = ParseError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let count = text.split(',').count();
+        if count > MAX_OPS {
+            return Err(bad(
+                text.split(',').nth(MAX_OPS).unwrap_or_default(),
+                format!("a pipeline holds at most {MAX_OPS} operations (got {count})"),
+            ));
+        }
         let ops = text
             .split(',')
             .map(str::parse)
@@ -466,6 +768,125 @@ mod tests {
         }
         let err = "blur=5,sharpen=1:2,bogus".parse::<Pipeline>().unwrap_err();
         assert_eq!(err.op, "bogus");
+    }
+
+    #[test]
+    fn more_than_max_ops_is_refused_naming_the_limit() {
+        let ok = vec!["invert"; MAX_OPS].join(",");
+        assert_eq!(ok.parse::<Pipeline>().unwrap().ops().len(), MAX_OPS);
+        let over = vec!["median=50"; MAX_OPS + 1].join(",");
+        let err = over.parse::<Pipeline>().unwrap_err();
+        assert!(err.reason.contains("at most 32 operations"), "{err}");
+        assert!(err.to_string().contains("32"), "{err}");
+        // Thousands of operations are refused just as fast.
+        let huge = vec!["median=50"; 5000].join(",");
+        assert!(huge.parse::<Pipeline>().is_err());
+    }
+
+    #[test]
+    fn plan_follows_sizes_and_channels_through_a_chain() {
+        let p: Pipeline = "resize=400x,rotate=90,crop=100x50+10+20,grayscale"
+            .parse()
+            .unwrap();
+        let plan = p.plan(800, 600, 3, MAX_OUTPUT_PIXELS).unwrap();
+        // 800x600 -> 400x300 -> 300x400 -> 100x50, RGB -> grey.
+        assert_eq!((plan.width, plan.height, plan.channels), (100, 50, 1));
+        assert!(plan.cost_ns > 0);
+        // The largest pair: the resize's input, intermediate and output.
+        assert_eq!(
+            plan.peak_bytes,
+            800 * 600 * 3 + 400 * 600 * 3 + 400 * 300 * 3
+        );
+        let img = Image::filled(800, 600, PixelLayout::Rgb, 9);
+        let out = p.apply(img).unwrap();
+        assert_eq!((out.width(), out.height(), out.channels()), (100, 50, 1));
+
+        let p: Pipeline = "sepia,edges,rotate=270".parse().unwrap();
+        let plan = p.plan(7, 5, 2, 100).unwrap();
+        assert_eq!((plan.width, plan.height, plan.channels), (5, 7, 1));
+        let p: Pipeline = "grayscale,sepia".parse().unwrap();
+        assert_eq!(p.plan(7, 5, 4, 100).unwrap().channels, 4);
+        assert_eq!(p.plan(7, 5, 3, 100).unwrap().channels, 3);
+    }
+
+    #[test]
+    fn plan_refuses_an_oversize_op_in_the_middle_and_a_bad_crop() {
+        let p: Pipeline = "blur=1,resize=4000x4000,rotate=90,resize=10x10"
+            .parse()
+            .unwrap();
+        let err = p.plan(1, 1, 3, 1_000_000).unwrap_err();
+        assert_eq!(
+            err,
+            FilterError::TooLarge {
+                op: "resize=4000x4000".into(),
+                width: 4000,
+                height: 4000,
+                limit: 1_000_000
+            }
+        );
+        assert!(err.to_string().contains("1000000"), "{err}");
+        assert!(p.plan(1, 1, 3, 16_000_000).is_ok());
+        // Derived sides count too.
+        let p: Pipeline = "crop=10x1+0+0,resize=x60000".parse().unwrap();
+        assert!(matches!(
+            p.plan(100, 100, 1, MAX_OUTPUT_PIXELS),
+            Err(FilterError::TooLarge { .. })
+        ));
+        // 50x100 turns into 100x50: a 60-row crop no longer fits.
+        let p: Pipeline = "rotate=90,crop=50x60+0+0".parse().unwrap();
+        assert!(matches!(
+            p.plan(50, 100, 3, 1000),
+            Err(FilterError::Crop(_))
+        ));
+        assert!(p.plan(100, 50, 3, 1000).is_ok());
+        // apply uses the same rule with the default limit.
+        let p: Pipeline = "resize=20000x20000".parse().unwrap();
+        let err = p
+            .apply(Image::filled(1, 1, PixelLayout::Gray, 0))
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            FilterError::TooLarge {
+                limit: MAX_OUTPUT_PIXELS,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn cost_grows_with_median_radius_and_image_size() {
+        let cost = |spec: &str, w: u32, h: u32| {
+            let p: Pipeline = spec.parse().unwrap();
+            p.plan(w, h, 3, MAX_OUTPUT_PIXELS).unwrap().cost_ns
+        };
+        let mut last = 0;
+        for r in [1, 2, 5, 10, 25, 50] {
+            let c = cost(&format!("median={r}"), 1000, 1000);
+            assert!(c > last, "median={r}: {c} <= {last}");
+            last = c;
+        }
+        assert!(cost("median=3", 2000, 1000) > cost("median=3", 1000, 1000));
+        assert!(cost("blur=10", 1000, 1000) > cost("blur=1", 1000, 1000));
+        assert!(cost("box=100", 1000, 1000) > cost("box=1", 1000, 1000));
+        assert!(cost("resize=4000x4000,median=50", 1, 1) > 1_000_000_000);
+        // Twice the same op costs twice as much.
+        let one = cost("median=5", 640, 480);
+        assert!(cost("median=5,median=5", 640, 480) >= 2 * one - 1);
+    }
+
+    #[test]
+    fn a_raised_flag_stops_before_any_work() {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicBool;
+        let cancel = Cancel::new(Arc::new(AtomicBool::new(true)));
+        let p: Pipeline = "median=5,blur=3".parse().unwrap();
+        let img = Image::filled(300, 200, PixelLayout::Rgb, 7);
+        assert_eq!(
+            p.apply_cancellable(img.clone(), &cancel),
+            Err(FilterError::Cancelled)
+        );
+        let ok = p.apply_cancellable(img.clone(), &Cancel::never()).unwrap();
+        assert_eq!(ok, p.apply(img).unwrap());
     }
 
     #[test]

@@ -38,6 +38,37 @@ const INTERMEDIATE_BITS: u32 = 6;
 /// of a parallel job costs more than it saves.
 const PARALLEL_MIN_PIXELS: usize = 1 << 16;
 
+/// Single-thread cost of [`convolve_separable`], ns per sample (channel
+/// value), apart from the taps: ring copies, border padding, rounding.
+/// Measured with `RAYON_NUM_THREADS=1 cargo run --release -p ocellus-imaging
+/// --example cost_table` (see docs/limits-cost.md).
+pub const COST_NS_PER_SAMPLE: f64 = 0.5;
+
+/// Single-thread cost of one kernel tap of [`convolve_separable`] (the
+/// vertical and the horizontal pass together), ns per sample; a radius-r
+/// kernel has r + 1 distinct taps. Same measurement as [`COST_NS_PER_SAMPLE`].
+pub const COST_NS_PER_SAMPLE_TAP: f64 = 0.1;
+
+/// Estimated single-thread ns per sample of a convolution of radius `radius`.
+pub fn cost_ns_per_sample(radius: usize) -> f64 {
+    if radius == 0 {
+        return 0.0;
+    }
+    COST_NS_PER_SAMPLE + COST_NS_PER_SAMPLE_TAP * (radius + 1) as f64
+}
+
+/// Bytes [`convolve_separable`] allocates besides the image for a
+/// `width` x `channels` row: one ring of 2r+1 rows per band (one band per
+/// thread) and the padded row.
+pub fn scratch_bytes(width: usize, channels: usize, radius: usize, threads: usize) -> u64 {
+    if radius == 0 {
+        return 0;
+    }
+    let row = (width * channels) as u64;
+    let per_band = (2 * radius as u64 + 1) * row + 2 * (row + 2 * (radius * channels) as u64);
+    per_band * threads.max(1) as u64
+}
+
 /// A symmetric, normalised 1-D kernel given by its centre weight and its
 /// right half: `weights[0]` is the centre, `weights[j]` applies at +-j.
 #[derive(Clone, Debug, PartialEq)]

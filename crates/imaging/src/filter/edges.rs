@@ -6,6 +6,10 @@ use super::convolve::reflect_101;
 use super::grayscale::to_gray;
 use crate::{Image, PixelLayout};
 
+/// Single-thread ns per input pixel of [`sobel_edges`] (the luma and the
+/// gradient). Measured with the `cost_table` example (docs/limits-cost.md).
+pub const COST_NS_PER_PIXEL: f64 = 5.0;
+
 /// Gradient magnitude of the luma, sqrt(gx^2 + gy^2) with 3x3 Sobel
 /// kernels and reflected borders (as OpenCV's `Sobel(ksize=3)`), rounded and
 /// clamped to 255. The result is a one-channel grey image.

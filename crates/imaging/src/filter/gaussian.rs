@@ -7,13 +7,27 @@ use crate::Image;
 /// 2r+1 = round(6 sigma + 1) made odd (31 taps at sigma 5), weights
 /// exp(-x^2 / (2 sigma^2)) normalised to sum to one.
 pub fn gaussian_kernel(sigma: f32) -> SymmetricKernel {
+    let radius = kernel_radius(sigma);
     let sigma = sigma as f64;
-    let taps = ((sigma * 6.0 + 1.0).round() as usize) | 1;
-    let radius = taps / 2;
     let half: Vec<f64> = (0..=radius)
         .map(|x| (-((x * x) as f64) / (2.0 * sigma * sigma)).exp())
         .collect();
     SymmetricKernel::from_half(&half)
+}
+
+/// Radius of [`gaussian_kernel`]`(sigma)`: 2r+1 = round(6 sigma + 1) made odd.
+pub fn kernel_radius(sigma: f32) -> usize {
+    if sigma.is_nan() || sigma <= 0.0 {
+        return 0;
+    }
+    (((sigma as f64 * 6.0 + 1.0).round() as usize) | 1) / 2
+}
+
+/// Estimated single-thread ns per sample of [`gaussian_blur`]: the
+/// convolution's cost at the kernel's radius (see
+/// [`convolve::cost_ns_per_sample`](super::convolve::cost_ns_per_sample)).
+pub fn cost_ns_per_sample(sigma: f32) -> f64 {
+    super::convolve::cost_ns_per_sample(kernel_radius(sigma))
 }
 
 /// Blurs every channel with a Gaussian of standard deviation `sigma`

@@ -42,6 +42,22 @@ pub struct CropOutOfBounds {
     pub image_height: u32,
 }
 
+/// Single-thread ns per pixel of [`rotate`]. Measured with the
+/// `cost_table` example (docs/limits-cost.md).
+pub const ROTATE_COST_NS_PER_PIXEL: f64 = 3.0;
+
+/// Single-thread ns per sample of a horizontal [`flip`] (swaps value by
+/// value). Same measurement.
+pub const FLIP_H_COST_NS_PER_SAMPLE: f64 = 1.0;
+
+/// Single-thread ns per sample of a vertical [`flip`] (swaps whole rows).
+/// Same measurement.
+pub const FLIP_V_COST_NS_PER_SAMPLE: f64 = 0.2;
+
+/// Single-thread ns per output sample of [`crop`] (row copies). Same
+/// measurement.
+pub const CROP_COST_NS_PER_SAMPLE: f64 = 0.2;
+
 /// Rotates clockwise by a quarter, half or three-quarter turn.
 pub fn rotate(image: &Image, rotation: Rotation) -> Image {
     let (w, h, c) = (

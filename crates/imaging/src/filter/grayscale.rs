@@ -19,6 +19,10 @@ pub fn luma(r: u8, g: u8, b: u8) -> u8 {
         >> SHIFT) as u8
 }
 
+/// Single-thread ns per input pixel of [`grayscale`]. Measured with the
+/// `cost_table` example (docs/limits-cost.md).
+pub const COST_NS_PER_PIXEL: f64 = 1.5;
+
 /// One luma channel ([`PixelLayout::Gray`]); alpha is dropped. What the
 /// detector and recognizers take.
 pub fn to_gray(image: &Image) -> Image {

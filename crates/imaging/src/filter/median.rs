@@ -9,6 +9,30 @@ use rayon::prelude::*;
 
 use crate::Image;
 
+/// Single-thread ns of one histogram update (one increment or decrement)
+/// of [`median_filter`]. Measured with the `cost_table` example
+/// (docs/limits-cost.md).
+pub const COST_NS_PER_UPDATE: f64 = 0.6;
+
+/// Single-thread ns of finding one median in the histogram (a scan of up to
+/// 256 bins; the figure is for bright content, the slow case). Same
+/// measurement as [`COST_NS_PER_UPDATE`].
+pub const COST_NS_PER_MEDIAN: f64 = 30.0;
+
+/// Estimated single-thread ns of [`median_filter`] on a `width` x `height`
+/// image with `channels` channels: per row and channel, (2r+1)^2 updates
+/// to fill the histogram, then per pixel 2 (2r+1) updates and a median.
+pub fn cost_ns(width: u32, height: u32, channels: u8, radius: u32) -> f64 {
+    if radius == 0 {
+        return 0.0;
+    }
+    let side = 2.0 * radius as f64 + 1.0;
+    let rows = height as f64 * channels as f64;
+    let per_row = side * side * COST_NS_PER_UPDATE
+        + width as f64 * (2.0 * side * COST_NS_PER_UPDATE + COST_NS_PER_MEDIAN);
+    rows * per_row
+}
+
 /// Replaces every channel value by the median of its (2r+1) x (2r+1)
 /// neighbourhood; pixels beyond the border repeat the edge (OpenCV's
 /// `medianBlur`). Alpha is filtered like the other channels.

@@ -55,6 +55,58 @@ fn sinc(x: f64) -> f64 {
     }
 }
 
+/// Single-thread ns per output sample of the horizontal pass of [`resize`],
+/// apart from the taps. Measured with the `cost_table` example
+/// (docs/limits-cost.md).
+pub const H_COST_NS_PER_SAMPLE: f64 = 0.5;
+/// Single-thread ns per tap per output sample of the horizontal pass.
+pub const H_COST_NS_PER_TAP: f64 = 0.6;
+/// Single-thread ns per output sample of the vertical pass, apart from the taps.
+pub const V_COST_NS_PER_SAMPLE: f64 = 0.5;
+/// Single-thread ns per tap per output sample of the vertical pass.
+pub const V_COST_NS_PER_TAP: f64 = 0.4;
+/// Single-thread ns per sample of the copy made when the size is unchanged.
+pub const COPY_COST_NS_PER_SAMPLE: f64 = 0.2;
+
+/// Source samples one output sample reads along an axis of `in_size`
+/// resampled to `out_size` (the filter's support, widened when shrinking,
+/// and never more than the source).
+fn taps_along(in_size: u32, out_size: u32, filter: ResizeFilter) -> f64 {
+    let scale = in_size as f64 / out_size.max(1) as f64;
+    let taps = (filter.support() * scale.max(1.0)).ceil() * 2.0 + 1.0;
+    taps.min(in_size as f64)
+}
+
+/// Estimated single-thread ns of [`resize`] from `in_w` x `in_h` to
+/// `out_w` x `out_h`, `channels` channels: a horizontal pass producing
+/// out_w x in_h samples, then a vertical pass producing out_w x out_h, each
+/// costing per sample a constant plus one multiply-add per tap.
+pub fn cost_ns(
+    in_w: u32,
+    in_h: u32,
+    channels: u8,
+    out_w: u32,
+    out_h: u32,
+    filter: ResizeFilter,
+) -> f64 {
+    let c = channels as f64;
+    let mut ns = 0.0;
+    if out_w != in_w {
+        let samples = out_w as f64 * in_h as f64 * c;
+        ns +=
+            samples * (H_COST_NS_PER_SAMPLE + H_COST_NS_PER_TAP * taps_along(in_w, out_w, filter));
+    }
+    if out_h != in_h {
+        let samples = out_w as f64 * out_h as f64 * c;
+        ns +=
+            samples * (V_COST_NS_PER_SAMPLE + V_COST_NS_PER_TAP * taps_along(in_h, out_h, filter));
+    }
+    if out_w == in_w && out_h == in_h {
+        ns += in_w as f64 * in_h as f64 * c * COPY_COST_NS_PER_SAMPLE;
+    }
+    ns
+}
+
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
 /// For each output index: the first source index and the fixed-point

@@ -2,6 +2,10 @@
 
 use crate::{Image, PixelLayout};
 
+/// Single-thread ns per output pixel of [`sepia`]. Measured with the
+/// `cost_table` example (docs/limits-cost.md).
+pub const COST_NS_PER_PIXEL: f64 = 3.0;
+
 /// The classic sepia matrix: each output channel is a weighted sum of the
 /// input R, G, B, clamped. Grey input becomes RGB (alpha kept).
 pub fn sepia(image: &Image) -> Image {

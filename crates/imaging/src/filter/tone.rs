@@ -3,6 +3,11 @@
 
 use crate::Image;
 
+/// Single-thread ns per sample of [`invert`], [`brightness`] and
+/// [`contrast`] (one table look-up). Measured with the `cost_table` example
+/// (docs/limits-cost.md).
+pub const COST_NS_PER_SAMPLE: f64 = 0.5;
+
 fn apply_lut(image: &mut Image, lut: &[u8; 256]) {
     let c = image.channels();
     let colour = image.layout().color_channels();
