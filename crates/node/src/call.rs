@@ -21,6 +21,11 @@ use ocellus_protocol::message::{Accepted, Busy, Position, Started, to_header};
 use ocellus_protocol::{ErrorCode, ErrorEvent, Op, field};
 use serde_json::{Map, Value};
 
+/// Whom a job is queued for (fair turns, per-client caps): `key:NAME`
+/// when the client authenticated with a key, `peer:ID` for a node of the
+/// cluster, else `ip:ADDRESS`.
+pub(crate) type ClientId = Arc<str>;
+
 /// A request as it arrived.
 #[derive(Debug)]
 pub(crate) struct Incoming {
@@ -105,6 +110,8 @@ pub(crate) struct Caller {
     /// Set when it has gone: its waiting jobs are dropped and results of
     /// running ones discarded.
     pub cancelled: Arc<AtomicBool>,
+    /// Whom its jobs are queued for (fair turns, per-client caps).
+    pub client: ClientId,
 }
 
 impl Caller {
@@ -174,6 +181,18 @@ impl Responder {
         let busy = Busy {
             queue_length,
             capacity,
+            reason: None,
+        };
+        self.send(Op::Busy, to_header(&busy), Bytes::new());
+    }
+
+    /// Sends BUSY because this client has `queued` jobs waiting, as many
+    /// as one client may.
+    pub fn busy_client(self, queued: u64, per_client: u64) {
+        let busy = Busy {
+            queue_length: queued,
+            capacity: per_client,
+            reason: Some("client".into()),
         };
         self.send(Op::Busy, to_header(&busy), Bytes::new());
     }
@@ -215,6 +234,12 @@ impl Drop for OutstandingGuard {
     fn drop(&mut self) {
         self.0.0.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// The error a job gives up with at a cancellation checkpoint (nobody
+/// reads it: its caller has gone).
+pub(crate) fn cancelled() -> ErrorEvent {
+    ErrorEvent::new(ErrorCode::Internal, "cancelled: the client has gone")
 }
 
 /// Shorthand for the errors of this crate.
@@ -309,6 +334,7 @@ pub(crate) mod testing {
         Caller {
             sink: recorder.clone(),
             cancelled: Arc::default(),
+            client: ClientId::from("ip:127.0.0.1"),
         }
     }
 

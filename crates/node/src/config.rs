@@ -34,6 +34,30 @@ pub struct NodeConfig {
     pub workers: usize,
     /// Jobs that may wait in the queue; beyond, clients get BUSY.
     pub queue_capacity: usize,
+    /// Jobs one client (its key, else its IP address) may have waiting;
+    /// beyond, that client gets BUSY (`reason: client`).
+    pub max_queued_per_client: usize,
+    /// Bytes the node may hold for clients: frames being received, queued
+    /// requests, results waiting to be written (`docs/limits.md`). When
+    /// reached, the node stops reading until bytes are given back; a frame
+    /// larger than this is refused.
+    pub memory_budget: u64,
+    /// The estimated single-core CPU time one request may cost (filters
+    /// and detection, from the images' headers, before any work); beyond,
+    /// ERROR `too_costly`.
+    pub max_request_cost: Duration,
+    /// Connections open at once (TCP and HTTP each); beyond, a new one is
+    /// told ERROR `busy` and closed. Lowered at start to what the process'
+    /// file-descriptor limit allows.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address.
+    pub max_connections_per_client: usize,
+    /// A result not written within this time (the client does not read)
+    /// closes the connection.
+    pub write_timeout: Duration,
+    /// At shutdown, how long running jobs may take to finish before the
+    /// node exits anyway.
+    pub drain_timeout: Duration,
     /// Where the node keeps its data.
     pub data_dir: Option<PathBuf>,
     /// Frame and header size limits.
@@ -100,6 +124,13 @@ impl NodeConfig {
             http: None,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             queue_capacity: 256,
+            max_queued_per_client: 64,
+            memory_budget: crate::budget::default_memory_budget(),
+            max_request_cost: Duration::from_secs(30),
+            max_connections: 4096,
+            max_connections_per_client: 64,
+            write_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(30),
             data_dir: None,
             frame_limits: FrameLimits::default(),
             decode_limits: DecodeLimits::default(),

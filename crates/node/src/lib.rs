@@ -8,6 +8,8 @@
 //!
 //! Structure, dependencies running one way (each module's doc states its
 //! invariant):
+//! - `admission`: the caps on open connections and the descriptor limit;
+//! - `budget`: the node's memory budget (bytes held for clients);
 //! - `call`: one request's life whatever the transport: the
 //!   request as it arrived, its caller, its one answer;
 //! - `roles/`: the loaded roles (detection, the link to recognition,
@@ -27,6 +29,8 @@
 #![warn(missing_docs)]
 
 mod access;
+mod admission;
+mod budget;
 mod call;
 mod config;
 mod error;

@@ -117,6 +117,9 @@ pub(crate) struct Metrics {
     run_time: Histograms,
     tcp_connections: Gauge,
     http_in_flight: Gauge,
+    connections_refused: Counter,
+    too_costly: Counter,
+    cancelled: Counter,
 }
 
 impl Default for Metrics {
@@ -141,6 +144,9 @@ impl Metrics {
             run_time: Family::new_with_constructor(histogram as fn() -> Histogram),
             tcp_connections: Gauge::default(),
             http_in_flight: Gauge::default(),
+            connections_refused: Counter::default(),
+            too_costly: Counter::default(),
+            cancelled: Counter::default(),
         };
         // Every reason at zero from the start, so that rate() sees the
         // first rejection.
@@ -185,7 +191,37 @@ impl Metrics {
             "HTTP requests being served",
             m.http_in_flight.clone(),
         );
+        m.registry.register(
+            "ocellus_connections_refused",
+            "Connections (TCP and HTTP) refused because the node or the client address had as many open as allowed",
+            m.connections_refused.clone(),
+        );
+        m.registry.register(
+            "ocellus_requests_too_costly",
+            "Requests refused before any work because their estimated cost was over a limit (too_costly)",
+            m.too_costly.clone(),
+        );
+        m.registry.register(
+            "ocellus_jobs_cancelled",
+            "Running jobs stopped at a checkpoint because their client had gone or withdrew them",
+            m.cancelled.clone(),
+        );
         m
+    }
+
+    /// Counts a connection refused over the caps.
+    pub(crate) fn connection_refused(&self) {
+        self.connections_refused.inc();
+    }
+
+    /// Counts a request refused as too costly.
+    pub(crate) fn request_too_costly(&self) {
+        self.too_costly.inc();
+    }
+
+    /// Counts a running job stopped because its client went.
+    pub(crate) fn job_cancelled(&self) {
+        self.cancelled.inc();
     }
 
     /// The Prometheus text exposition: what was recorded, and `now`, the
@@ -352,6 +388,9 @@ pub(crate) struct Gauges {
     /// `None` on a node without the recognition role (or whose store
     /// could not be read: logged).
     pub enrolled: Option<Enrolled>,
+    /// Bytes held for clients, and the budget.
+    pub memory_held: u64,
+    pub memory_budget: u64,
 }
 
 /// Other nodes of the mesh, by state.
@@ -391,6 +430,18 @@ impl Collector for Gauges {
             self.queue_capacity,
         )?;
         gauge(&mut e, "ocellus_workers", "Worker threads.", self.workers)?;
+        gauge(
+            &mut e,
+            "ocellus_memory_held_bytes",
+            "Bytes held for clients: frames being received, queued requests, results not yet written.",
+            self.memory_held,
+        )?;
+        gauge(
+            &mut e,
+            "ocellus_memory_budget_bytes",
+            "The memory budget (--memory-budget): when held bytes reach it, the node stops reading.",
+            self.memory_budget,
+        )?;
         gauge(
             &mut e,
             "ocellus_workers_busy",
@@ -625,6 +676,8 @@ pub(crate) mod tests {
                 faces: 9,
                 generation: 12,
             }),
+            memory_held: 1 << 20,
+            memory_budget: 1 << 30,
         };
         let text = m.render(now);
         assert_eq!(value(&text, "ocellus_people_enrolled"), Some(3.0));

@@ -6,7 +6,8 @@
 //! leaving; stop the trainer; hand each waiting job to a live peer (its
 //! caller keeps hearing the peer's events through this node) or answer it
 //! `shutting_down`; let running jobs finish; wait for every answer to be
-//! written (and for peers to finish handed-over jobs); stop gossip.
+//! written (and for peers to finish handed-over jobs); stop gossip. Running
+//! jobs get `--drain-timeout` to finish; after it the node exits anyway.
 
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
@@ -138,8 +139,18 @@ impl Node {
         if let (Some(mesh), Some(prover)) = (&mesh, &prover) {
             mesh.connections.set_prover(prover.clone());
         }
+        let max_connections = crate::admission::fit_connections(config.max_connections, 1);
         let state = Arc::new(State {
-            queue: Arc::new(JobQueue::new(config.queue_capacity, config.workers)),
+            queue: Arc::new(JobQueue::with_client_cap(
+                config.queue_capacity,
+                config.max_queued_per_client,
+                config.workers,
+            )),
+            budget: crate::budget::MemoryBudget::new(config.memory_budget),
+            connections: crate::admission::Connections::new(
+                max_connections,
+                config.max_connections_per_client,
+            ),
             roles: Arc::new(roles),
             config,
             node_id,
@@ -256,12 +267,36 @@ impl Node {
         if let Some(w) = keys_watch {
             w.abort();
         }
-        let joined = tokio::task::spawn_blocking(move || {
-            for w in workers {
-                let _ = w.join();
+        // A plain thread, not spawn_blocking: the runtime's drop would
+        // wait for a blocking task, and so past the drain timeout.
+        let (joined_tx, joined) = tokio::sync::oneshot::channel::<()>();
+        let _ = std::thread::Builder::new()
+            .name("ocellus-drain".into())
+            .spawn(move || {
+                for w in workers {
+                    let _ = w.join();
+                }
+                let _ = joined_tx.send(());
+            });
+        // Running jobs get `drain_timeout` to finish; then the node exits
+        // without them (their threads end with the process).
+        let drain = state.config.drain_timeout;
+        if tokio::time::timeout(drain, joined).await.is_err() {
+            let running = state.queue.stats().busy;
+            tracing::warn!(
+                running,
+                drain_s = drain.as_secs(),
+                "jobs still running after the drain timeout (--drain-timeout): exiting without them"
+            );
+            if let Some(mesh) = &state.mesh {
+                if let Some(task) = gossip {
+                    task.abort();
+                }
+                mesh.stop().await;
             }
-        });
-        let _ = joined.await;
+            info!("stopped");
+            return Ok(());
+        }
         // Give writers a moment to put the last results on the wire, and
         // peers time to finish the jobs handed to them.
         let grace = if state.mesh.is_some() {
@@ -371,6 +406,7 @@ fn hand_over_or_refuse(state: &Arc<State>, job: QueuedJob<Task>) {
     let caller = Caller {
         sink: job.sink,
         cancelled: job.cancelled,
+        client: crate::exec::ClientId::from("-"),
     };
     if request.is_forwarded() || caller.is_gone() {
         return refuse(responder);

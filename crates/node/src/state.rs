@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::access::Access;
+use crate::budget::MemoryBudget;
 use crate::call::Outstanding;
 use crate::config::NodeConfig;
 use crate::exec::{JobQueue, Task};
@@ -35,6 +36,10 @@ pub(crate) struct State {
     pub outstanding: Arc<Outstanding>,
     /// The Prometheus metrics (`GET /metrics`).
     pub metrics: Arc<Metrics>,
+    /// Bytes held for clients, against `config.memory_budget`.
+    pub budget: Arc<MemoryBudget>,
+    /// Connections open, in all and per address, against the caps.
+    pub connections: Arc<crate::admission::Connections>,
 }
 
 impl State {
@@ -76,6 +81,8 @@ impl State {
             jobs_forwarded: self.mesh.as_ref().map_or(0, |m| m.jobs_forwarded()),
             peers,
             enrolled,
+            memory_held: self.budget.used(),
+            memory_budget: self.budget.limit(),
         }
     }
 }

@@ -67,6 +67,13 @@ pub enum ErrorCode {
     /// The connection's key does not allow this operation, or a client
     /// used a form only peers may send.
     Forbidden,
+    /// The request would cost more than one request may (CPU estimated
+    /// from the images' headers, decode memory, pipeline length); it was
+    /// not run. The message names the limit and its flag.
+    TooCostly,
+    /// The node (or this client's share of it) is full: a connection over
+    /// the connection caps is told so and closed.
+    Busy,
     /// A code this version does not know (sent by a newer node). Never
     /// sent by this version.
     #[serde(other)]
@@ -75,7 +82,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code this version sends, in the order of `docs/PROTOCOL.md`.
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::MalformedFrame,
         ErrorCode::FrameTooLarge,
         ErrorCode::HeaderTooLarge,
@@ -102,6 +109,8 @@ impl ErrorCode {
         ErrorCode::Internal,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
+        ErrorCode::TooCostly,
+        ErrorCode::Busy,
     ];
 
     /// The code on the wire.
@@ -133,6 +142,8 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::TooCostly => "too_costly",
+            ErrorCode::Busy => "busy",
             ErrorCode::Unknown => "unknown",
         }
     }

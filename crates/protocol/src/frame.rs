@@ -1,6 +1,6 @@
 //! Frames: `length | version | op | request_id | header_length | header | payload`.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
@@ -104,9 +104,9 @@ fn be_u32(b: &[u8]) -> usize {
 /// Limits are checked as soon as the fields that state them have arrived,
 /// so an oversize frame is refused after 4 bytes and an oversize header
 /// after 18, before anything else is buffered.
-pub fn decode_frame(buf: &[u8], limits: &FrameLimits) -> Result<Decoded, FrameError> {
+fn parse(buf: &[u8], limits: &FrameLimits) -> Result<Parsed, FrameError> {
     if buf.len() < 4 {
-        return Ok(Decoded::NeedMore(4 - buf.len()));
+        return Ok(Parsed::NeedMore(4 - buf.len()));
     }
     let length = be_u32(&buf[..4]);
     if length > limits.max_frame {
@@ -121,7 +121,7 @@ pub fn decode_frame(buf: &[u8], limits: &FrameLimits) -> Result<Decoded, FrameEr
         )));
     }
     if buf.len() < FIXED_LEN {
-        return Ok(Decoded::NeedMore(FIXED_LEN - buf.len()));
+        return Ok(Parsed::NeedMore(FIXED_LEN - buf.len()));
     }
     let header_len = be_u32(&buf[14..18]);
     if header_len > limits.max_header {
@@ -138,7 +138,7 @@ pub fn decode_frame(buf: &[u8], limits: &FrameLimits) -> Result<Decoded, FrameEr
     }
     let total = 4 + length;
     if buf.len() < total {
-        return Ok(Decoded::NeedMore(total - buf.len()));
+        return Ok(Parsed::NeedMore(total - buf.len()));
     }
     let header_bytes = &buf[FIXED_LEN..FIXED_LEN + header_len];
     let header = if header_len == 0 {
@@ -156,14 +156,91 @@ pub fn decode_frame(buf: &[u8], limits: &FrameLimits) -> Result<Decoded, FrameEr
     };
     let mut id = [0u8; 8];
     id.copy_from_slice(&buf[6..14]);
-    let frame = Frame {
+    Ok(Parsed::Ready {
         version: buf[4],
         op: buf[5],
         request_id: u64::from_be_bytes(id),
         header,
-        payload: Bytes::copy_from_slice(&buf[FIXED_LEN + header_len..total]),
-    };
-    Ok(Decoded::Frame(frame, total))
+        payload_start: FIXED_LEN + header_len,
+        total,
+    })
+}
+
+/// What [`parse`] found: a frame's parts, or how much is missing.
+enum Parsed {
+    Ready {
+        version: u8,
+        op: u8,
+        request_id: u64,
+        header: Map<String, Value>,
+        payload_start: usize,
+        total: usize,
+    },
+    NeedMore(usize),
+}
+
+/// Decodes the frame at the start of `buf`.
+///
+/// Limits are checked as soon as the fields that state them have arrived,
+/// so an oversize frame is refused after 4 bytes and an oversize header
+/// after 18, before anything else is buffered. The payload is copied out
+/// of `buf`; [`take_frame`] avoids the copy.
+pub fn decode_frame(buf: &[u8], limits: &FrameLimits) -> Result<Decoded, FrameError> {
+    Ok(match parse(buf, limits)? {
+        Parsed::NeedMore(n) => Decoded::NeedMore(n),
+        Parsed::Ready {
+            version,
+            op,
+            request_id,
+            header,
+            payload_start,
+            total,
+        } => Decoded::Frame(
+            Frame {
+                version,
+                op,
+                request_id,
+                header,
+                payload: Bytes::copy_from_slice(&buf[payload_start..total]),
+            },
+            total,
+        ),
+    })
+}
+
+/// As [`decode_frame`], but a whole frame is taken off the front of `buf`
+/// and its payload shares `buf`'s memory (no copy: a receiver holds each
+/// payload byte once). On `NeedMore` or an error `buf` is unchanged.
+pub fn take_frame(buf: &mut BytesMut, limits: &FrameLimits) -> Result<Decoded, FrameError> {
+    Ok(match parse(buf, limits)? {
+        Parsed::NeedMore(n) => Decoded::NeedMore(n),
+        Parsed::Ready {
+            version,
+            op,
+            request_id,
+            header,
+            payload_start,
+            total,
+        } => {
+            let bytes = buf.split_to(total).freeze();
+            Decoded::Frame(
+                Frame {
+                    version,
+                    op,
+                    request_id,
+                    header,
+                    payload: bytes.slice(payload_start..),
+                },
+                total,
+            )
+        }
+    })
+}
+
+/// The whole length of the frame that starts `buf` (its 4-byte length
+/// field plus what it counts), once those 4 bytes have arrived.
+pub fn declared_length(buf: &[u8]) -> Option<usize> {
+    (buf.len() >= 4).then(|| 4 + be_u32(&buf[..4]))
 }
 
 impl Frame {

@@ -20,8 +20,8 @@ mod status;
 
 pub use error::{ErrorCode, ErrorEvent};
 pub use frame::{
-    Decoded, FIXED_LEN, Frame, FrameError, FrameLimits, PROTOCOL_VERSION, decode_frame,
-    image_ranges,
+    Decoded, FIXED_LEN, Frame, FrameError, FrameLimits, PROTOCOL_VERSION, declared_length,
+    decode_frame, image_ranges, take_frame,
 };
 pub use op::Op;
 pub use role::{Role, RoleSet};

@@ -56,6 +56,11 @@ pub struct Busy {
     pub queue_length: u64,
     /// The queue's capacity.
     pub capacity: u64,
+    /// Why, when it is not the whole queue being full: `client`, this
+    /// client has as many jobs waiting as one client may (`queue_length`
+    /// and `capacity` are then the client's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// RESULT header of a FILTER job (the image follows in the payload).

@@ -115,6 +115,42 @@ pub struct ServeArgs {
     /// Seconds within which a frame, once started, must be complete.
     #[arg(long, default_value_t = 30, value_name = "S")]
     pub frame_timeout: u64,
+    /// Seconds a result may take to be written (a client that does not
+    /// read is closed after this).
+    #[arg(long, default_value_t = 30, value_name = "S")]
+    pub write_timeout: u64,
+    /// At SIGTERM/SIGINT, seconds running jobs may take to finish before
+    /// the node exits anyway.
+    #[arg(long, default_value_t = 30, value_name = "S")]
+    pub drain_timeout: u64,
+    /// Bytes the node may hold for clients (frames being received, queued
+    /// requests, unwritten results); when reached it stops reading until
+    /// some are given back. Suffixes KiB, MiB, GiB (default: a quarter of
+    /// physical memory). docs/limits.md.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub memory_budget: Option<u64>,
+    /// Bytes one image's decode may allocate (pixels x channels x bytes
+    /// per sample, plus the decoder's working memory), checked from its
+    /// header. Suffixes KiB, MiB, GiB.
+    #[arg(long, default_value = "1GiB", value_name = "BYTES", value_parser = parse_bytes)]
+    pub max_decode_bytes: u64,
+    /// Seconds of estimated single-core CPU one request may cost (its
+    /// pipeline on its image, or detection on all its images), checked
+    /// before any work; beyond, ERROR too_costly.
+    #[arg(long, default_value_t = 30.0, value_name = "S")]
+    pub max_request_cost: f64,
+    /// Jobs one client (its key, else its IP address) may have waiting;
+    /// beyond, that client gets BUSY.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_queued_per_client: usize,
+    /// Connections open at once (protocol and HTTP ports together; lowered
+    /// to what the file-descriptor limit allows). Beyond, a new one is told
+    /// ERROR busy and closed.
+    #[arg(long, default_value_t = 4096, value_name = "N")]
+    pub max_connections: usize,
+    /// Connections open at once from one IP address.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_connections_per_client: usize,
     /// Join a mesh of peers: the gossip address of one or more members
     /// (their protocol address, unless they set --gossip). Needs
     /// --cluster-secret-file. Without it, a node with the secret founds a
@@ -245,6 +281,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     config.frame_limits.max_frame = args.max_frame;
     config.decode_limits.max_pixels = args.max_pixels;
+    config.write_timeout = Duration::from_secs(args.write_timeout.max(1));
+    config.drain_timeout = Duration::from_secs(args.drain_timeout);
+    if let Some(bytes) = args.memory_budget {
+        config.memory_budget = bytes;
+    }
+    if !(args.max_request_cost > 0.0 && args.max_request_cost.is_finite()) {
+        bail!("--max-request-cost must be a positive number of seconds");
+    }
+    config.max_request_cost = Duration::from_secs_f64(args.max_request_cost);
+    config.max_queued_per_client = args.max_queued_per_client.max(1);
+    config.max_connections = args.max_connections.max(1);
+    config.max_connections_per_client = args.max_connections_per_client.max(1);
     if args.recognizer.is_some() && !roles.contains(Role::Detect) {
         bail!("--recognizer is for a node with the detect role");
     }
@@ -444,4 +492,25 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// A size in bytes: a number with an optional suffix (KiB, MiB, GiB, or
+/// K, M, G for the same powers of 1024).
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, suffix) = t.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 512MiB, 4GiB, 1048576)"))?;
+    let unit: u64 = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" | "kb" => 1 << 10,
+        "m" | "mib" | "mb" => 1 << 20,
+        "g" | "gib" | "gb" => 1 << 30,
+        other => return Err(format!("unknown size suffix {other:?} (KiB, MiB or GiB)")),
+    };
+    n.checked_mul(unit)
+        .filter(|&b| b > 0)
+        .ok_or_else(|| format!("{text:?} is not a usable size"))
 }

@@ -379,6 +379,48 @@ impl Raw {
         }
     }
 
+    /// Connects to `addr` from the loopback address `source` (127.0.0.x:
+    /// another client, as far as the node's per-address caps and fair
+    /// queue are concerned).
+    pub fn connect_from(source: [u8; 4], addr: SocketAddr) -> Raw {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .expect("a runtime");
+        let stream = runtime.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+            socket
+                .bind(SocketAddr::from((source, 0)))
+                .expect("binding the source address");
+            let stream = socket.connect(addr).await.expect("connecting");
+            stream.into_std().expect("a std stream")
+        });
+        stream.set_nonblocking(false).expect("blocking");
+        stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        Raw {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Closes the connection with a reset (SO_LINGER 0), as a client that
+    /// crashes or is killed does.
+    pub fn reset(self) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let _ = self.stream.set_nonblocking(true);
+            if let Ok(stream) = tokio::net::TcpStream::from_std(self.stream) {
+                #[allow(deprecated)]
+                let _ = stream.set_linger(Some(Duration::ZERO));
+                drop(stream);
+            }
+        });
+    }
+
     /// Writes raw bytes.
     pub fn send_bytes(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.stream.write_all(bytes)

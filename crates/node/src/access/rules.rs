@@ -39,6 +39,19 @@ pub(crate) enum Session {
 }
 
 impl Session {
+    /// Whom the session's jobs are queued for (fair turns, per-client
+    /// caps): its key once it has authenticated with one, a peer node by
+    /// its id, else the client's IP address (`peer`).
+    pub fn client_id(&self, peer: Option<std::net::SocketAddr>) -> std::sync::Arc<str> {
+        match self {
+            Session::Key { name, .. } => format!("key:{name}").into(),
+            Session::Peer { node_id } => format!("peer:{node_id}").into(),
+            Session::Anonymous | Session::PeerChallenged { .. } => peer
+                .map_or_else(|| "ip:-".to_string(), |a| format!("ip:{}", a.ip()))
+                .into(),
+        }
+    }
+
     /// The name the audit trail gives the session.
     pub fn principal(&self) -> String {
         match self {

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use bytes::Bytes;
+pub(crate) use ocellus_imaging::Cancel;
 use ocellus_protocol::ErrorEvent;
 use serde_json::{Map, Value};
 
@@ -19,7 +20,8 @@ use crate::roles::Roles;
 pub(crate) mod queue;
 pub(crate) mod worker;
 
-pub(crate) use queue::{JobQueue, QueueStats, QueuedJob, Rejected};
+pub(crate) use crate::call::cancelled;
+pub(crate) use queue::{ClientId, JobQueue, QueueStats, QueuedJob, Rejected};
 
 /// A successful result: header and payload of the RESULT event.
 pub(crate) struct Output {
@@ -69,8 +71,11 @@ pub(crate) trait Work: Send {
     /// A short description for the log.
     fn describe(&self) -> String;
 
-    /// Runs the CPU part on the current (worker) thread.
-    fn run(self: Box<Self>, roles: &Roles) -> Ran;
+    /// Runs the CPU part on the current (worker) thread, stopping at the
+    /// next checkpoint once `cancel` is raised (its client has gone or
+    /// withdrew the request: the answer is then discarded, so any error
+    /// will do).
+    fn run(self: Box<Self>, roles: &Roles, cancel: &Cancel) -> Ran;
 }
 
 /// A job as the queue holds it: the work, the request it came from (to

@@ -1,14 +1,24 @@
-//! The job queue: bounded, first come first served, shared by all clients.
+//! The job queue: bounded, shared by all clients, and fair between them.
 //!
-//! Invariants: at most `capacity` jobs wait; a waiting job is told its
-//! position whenever it changes (and at every heartbeat), and positions
-//! only decrease; a job whose caller has gone is never started. The queue
-//! knows nothing of where jobs come from (connections, peers) or where
-//! they may go: it holds `W` and reports through [`JobSink`]. Workers are
-//! OS threads (the work is CPU-bound and uses rayon inside) that block on
-//! a condition variable until a job is ready.
+//! Each client (the key it authenticated with, else its IP address: see
+//! [`ClientId`]) has its own line of waiting jobs, and the workers take
+//! the next job from each client in turn (round-robin): a client that
+//! queues many jobs waits behind its own, not in front of everyone else.
+//!
+//! Invariants: at most `capacity` jobs wait in all, and at most
+//! `per_client` of one client; a waiting job is told its position
+//! whenever it changes (and at every heartbeat), and the position is
+//! truthful: the number of jobs that will start before it, under this
+//! order, plus one. (With one client the order is first come first served
+//! and positions only decrease; a new client's arrival can move later
+//! jobs of others back, by at most one per turn ahead of them.) A job
+//! whose caller has gone is never started. The queue knows nothing of
+//! where jobs come from (connections, peers) or where they may go: it
+//! holds `W` and reports through [`JobSink`]. Workers are OS threads (the
+//! work is CPU-bound and uses rayon inside) that block on a condition
+//! variable until a job is ready.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -16,6 +26,8 @@ use std::time::{Duration, Instant};
 use ocellus_protocol::message::{Accepted, Position};
 
 use crate::call::{JobSink, Progress};
+
+pub(crate) use crate::call::ClientId;
 
 /// A unit of work with the caller it came from.
 pub struct QueuedJob<W> {
@@ -44,6 +56,13 @@ pub enum Rejected {
         /// Capacity.
         capacity: u64,
     },
+    /// This client has as many jobs waiting as one client may.
+    ClientFull {
+        /// The client's jobs waiting.
+        queued: u64,
+        /// What one client may have waiting.
+        per_client: u64,
+    },
     /// The node is shutting down.
     ShuttingDown,
 }
@@ -61,14 +80,75 @@ pub struct QueueStats {
     pub jobs_failed: u64,
     /// Recent average run time of a job, seconds.
     pub mean_job_s: f64,
+    /// Clients with jobs waiting.
+    pub clients_waiting: u64,
 }
 
 struct State<W> {
-    waiting: VecDeque<QueuedJob<W>>,
+    /// Each client's waiting jobs, oldest first; only clients with some.
+    lines: HashMap<ClientId, VecDeque<QueuedJob<W>>>,
+    /// The clients of `lines`, in the order they are served next.
+    ring: VecDeque<ClientId>,
+    waiting: usize,
     running: Vec<u64>,
     next_job: u64,
     stats: QueueStats,
     shutting_down: bool,
+}
+
+impl<W> State<W> {
+    fn update_counts(&mut self) {
+        self.stats.queue_length = self.waiting as u64;
+        self.stats.clients_waiting = self.ring.len() as u64;
+        self.stats.busy = self.running.len() as u64;
+    }
+
+    /// The next job in serving order (skipping cancelled ones), taken out.
+    fn take_next(&mut self) -> Option<QueuedJob<W>> {
+        while let Some(client) = self.ring.pop_front() {
+            let Some(line) = self.lines.get_mut(&client) else {
+                continue;
+            };
+            let Some(job) = line.pop_front() else {
+                self.lines.remove(&client);
+                continue;
+            };
+            self.waiting -= 1;
+            let more = !line.is_empty();
+            if !more {
+                self.lines.remove(&client);
+            }
+            if job.cancelled.load(Ordering::Acquire) {
+                // Not served: the client keeps its turn.
+                if more {
+                    self.ring.push_front(client);
+                }
+                continue;
+            }
+            if more {
+                self.ring.push_back(client);
+            }
+            return Some(job);
+        }
+        None
+    }
+
+    /// Position of the job at index `k` of the line of the client at
+    /// index `r` of the ring, given every line's length in ring order:
+    /// in each turn before its own, every client with jobs left runs one;
+    /// in its own turn, the clients before it in the ring do.
+    fn position(lengths: &[usize], r: usize, k: usize) -> u64 {
+        let earlier_turns: usize = lengths.iter().map(|&l| l.min(k)).sum();
+        let this_turn = lengths[..r].iter().filter(|&&l| l > k).count();
+        (earlier_turns + this_turn + 1) as u64
+    }
+
+    fn lengths(&self) -> Vec<usize> {
+        self.ring
+            .iter()
+            .map(|c| self.lines.get(c).map_or(0, VecDeque::len))
+            .collect()
+    }
 }
 
 /// The shared queue. `W` is the job payload the workers execute.
@@ -76,6 +156,7 @@ pub struct JobQueue<W> {
     state: Mutex<State<W>>,
     ready: Condvar,
     capacity: usize,
+    per_client: usize,
     workers: usize,
 }
 
@@ -83,12 +164,22 @@ pub struct JobQueue<W> {
 const EWMA_WEIGHT: f64 = 0.2;
 
 impl<W> JobQueue<W> {
-    /// A queue holding at most `capacity` waiting jobs, served by `workers`
-    /// workers (used for the wait estimate).
+    /// A queue holding at most `capacity` waiting jobs, any number of them
+    /// from one client, served by `workers` workers (used for the wait
+    /// estimate).
+    #[cfg(test)]
     pub fn new(capacity: usize, workers: usize) -> Self {
+        Self::with_client_cap(capacity, capacity, workers)
+    }
+
+    /// A queue holding at most `capacity` waiting jobs, at most
+    /// `per_client` of them from one client.
+    pub fn with_client_cap(capacity: usize, per_client: usize, workers: usize) -> Self {
         JobQueue {
             state: Mutex::new(State {
-                waiting: VecDeque::new(),
+                lines: HashMap::new(),
+                ring: VecDeque::new(),
+                waiting: 0,
                 running: Vec::new(),
                 next_job: 1,
                 stats: QueueStats::default(),
@@ -96,20 +187,22 @@ impl<W> JobQueue<W> {
             }),
             ready: Condvar::new(),
             capacity,
+            per_client: per_client.max(1),
             workers: workers.max(1),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State<W>> {
         // A worker that panicked while holding the lock leaves consistent
-        // data (every update is a single push/pop), so go on.
+        // data (every update completes before anything can fail), so go on.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a job at the back and tells it ACCEPTED with its position; gives
-    /// the work back when the queue refuses it.
+    /// Adds a job at the back of its client's line and tells it ACCEPTED
+    /// with its position; gives the work back when the queue refuses it.
     pub fn push(
         &self,
+        client: &ClientId,
         request_id: u64,
         cancelled: Arc<AtomicBool>,
         sink: Arc<dyn JobSink>,
@@ -119,34 +212,59 @@ impl<W> JobQueue<W> {
         if s.shutting_down {
             return Err((Rejected::ShuttingDown, work));
         }
-        if s.waiting.len() >= self.capacity {
+        if s.waiting >= self.capacity {
             let full = Rejected::Full {
-                queue_length: s.waiting.len() as u64,
+                queue_length: s.waiting as u64,
                 capacity: self.capacity as u64,
+            };
+            return Err((full, work));
+        }
+        let queued = s.lines.get(client).map_or(0, VecDeque::len);
+        if queued >= self.per_client {
+            let full = Rejected::ClientFull {
+                queued: queued as u64,
+                per_client: self.per_client as u64,
             };
             return Err((full, work));
         }
         let job = s.next_job;
         s.next_job += 1;
-        let position = s.waiting.len() as u64 + 1;
+        if queued == 0 {
+            s.ring.push_back(client.clone());
+        }
+        let lengths = {
+            let mut l = s.lengths();
+            let r = s.ring.iter().position(|c| c == client).unwrap_or(0);
+            if let Some(len) = l.get_mut(r) {
+                *len = queued + 1;
+            }
+            (l, r)
+        };
+        let position = State::<W>::position(&lengths.0, lengths.1, queued);
+        s.waiting += 1;
         sink.progress(
             request_id,
             Progress::Accepted(Accepted {
                 job,
                 position,
-                queue_length: position,
+                queue_length: s.waiting as u64,
             }),
         );
-        s.waiting.push_back(QueuedJob {
-            job,
-            request_id,
-            cancelled,
-            sink,
-            task: work,
-            queued: Instant::now(),
-            last_position: position,
-        });
-        s.stats.queue_length = s.waiting.len() as u64;
+        s.lines
+            .entry(client.clone())
+            .or_default()
+            .push_back(QueuedJob {
+                job,
+                request_id,
+                cancelled,
+                sink,
+                task: work,
+                queued: Instant::now(),
+                last_position: position,
+            });
+        s.update_counts();
+        // Another client's later jobs may now come after this one.
+        self.announce_positions(&mut s, false);
         drop(s);
         self.ready.notify_one();
         Ok(job)
@@ -157,18 +275,15 @@ impl<W> JobQueue<W> {
     pub fn pop(&self) -> Option<QueuedJob<W>> {
         let mut s = self.lock();
         loop {
-            while let Some(job) = s.waiting.pop_front() {
-                if job.cancelled.load(Ordering::Acquire) {
-                    continue;
-                }
+            if let Some(job) = s.take_next() {
                 s.running.push(job.job);
-                s.stats.busy = s.running.len() as u64;
-                s.stats.queue_length = s.waiting.len() as u64;
+                s.update_counts();
                 job.sink
                     .progress(job.request_id, Progress::Started { job: job.job });
                 self.announce_positions(&mut s, false);
                 return Some(job);
             }
+            s.update_counts();
             if s.shutting_down {
                 return None;
             }
@@ -188,7 +303,7 @@ impl<W> JobQueue<W> {
     pub fn release(&self, job: u64, elapsed: Duration) {
         let mut s = self.lock();
         s.running.retain(|&j| j != job);
-        s.stats.busy = s.running.len() as u64;
+        s.update_counts();
         let t = elapsed.as_secs_f64();
         s.stats.mean_job_s = if s.stats.mean_job_s == 0.0 {
             t
@@ -211,12 +326,23 @@ impl<W> JobQueue<W> {
     /// their new positions.
     pub fn purge_cancelled(&self) {
         let mut s = self.lock();
-        let before = s.waiting.len();
-        s.waiting.retain(|j| !j.cancelled.load(Ordering::Acquire));
-        if s.waiting.len() != before {
-            s.stats.queue_length = s.waiting.len() as u64;
-            self.announce_positions(&mut s, false);
+        let before = s.waiting;
+        let mut removed = 0;
+        for line in s.lines.values_mut() {
+            let len = line.len();
+            line.retain(|j| !j.cancelled.load(Ordering::Acquire));
+            removed += len - line.len();
         }
+        if removed == 0 {
+            return;
+        }
+        s.waiting = before - removed;
+        s.lines.retain(|_, line| !line.is_empty());
+        let lines = std::mem::take(&mut s.lines);
+        s.ring.retain(|c| lines.contains_key(c));
+        s.lines = lines;
+        s.update_counts();
+        self.announce_positions(&mut s, false);
     }
 
     /// Sends every waiting job its position: all of them (`heartbeat`), or
@@ -227,37 +353,61 @@ impl<W> JobQueue<W> {
     }
 
     fn announce_positions(&self, s: &mut State<W>, all: bool) {
-        let queue_length = s.waiting.len() as u64;
+        let queue_length = s.waiting as u64;
         let processing = s.running.clone();
         let mean = s.stats.mean_job_s;
         let workers = self.workers as f64;
-        for (i, job) in s.waiting.iter_mut().enumerate() {
-            let position = i as u64 + 1;
-            if !all && position == job.last_position {
+        let lengths = s.lengths();
+        let State { lines, ring, .. } = s;
+        for (r, client) in ring.iter().enumerate() {
+            let Some(line) = lines.get_mut(client) else {
                 continue;
+            };
+            for (k, job) in line.iter_mut().enumerate() {
+                let position = State::<W>::position(&lengths, r, k);
+                if !all && position == job.last_position {
+                    continue;
+                }
+                job.last_position = position;
+                // Jobs ahead of us, plus the ones running, shared by the workers.
+                let eta_s =
+                    mean * (position as f64 - 1.0 + processing.len() as f64) / workers + mean;
+                job.sink.progress(
+                    job.request_id,
+                    Progress::Position(Position {
+                        position,
+                        queue_length,
+                        processing: processing.clone(),
+                        eta_s,
+                    }),
+                );
             }
-            job.last_position = position;
-            // Jobs ahead of us, plus the ones running, shared by the workers.
-            let eta_s = mean * (position as f64 - 1.0 + processing.len() as f64) / workers + mean;
-            job.sink.progress(
-                job.request_id,
-                Progress::Position(Position {
-                    position,
-                    queue_length,
-                    processing: processing.clone(),
-                    eta_s,
-                }),
-            );
         }
     }
 
-    /// Stops accepting jobs; returns the waiting ones (for the caller to
-    /// answer) and wakes the workers so that they exit when idle.
+    /// Stops accepting jobs; returns the waiting ones in serving order
+    /// (for the caller to answer) and wakes the workers so that they exit
+    /// when idle.
     pub fn shut_down(&self) -> Vec<QueuedJob<W>> {
         let mut s = self.lock();
         s.shutting_down = true;
-        let drained: Vec<_> = s.waiting.drain(..).collect();
-        s.stats.queue_length = 0;
+        let mut drained = Vec::with_capacity(s.waiting);
+        while let Some(client) = s.ring.pop_front() {
+            let Some(line) = s.lines.get_mut(&client) else {
+                continue;
+            };
+            if let Some(job) = line.pop_front() {
+                drained.push(job);
+            }
+            if line.is_empty() {
+                s.lines.remove(&client);
+            } else {
+                s.ring.push_back(client);
+            }
+        }
+        s.lines.clear();
+        s.waiting = 0;
+        s.update_counts();
         drop(s);
         self.ready.notify_all();
         drained
@@ -287,6 +437,10 @@ mod tests {
         }
     }
 
+    fn me() -> ClientId {
+        ClientId::from("ip:127.0.0.1")
+    }
+
     fn positions(r: &Recorder, id: u64) -> Vec<u64> {
         r.0.lock()
             .unwrap()
@@ -305,10 +459,10 @@ mod tests {
         let q = JobQueue::new(3, 1);
         let rec = Arc::new(Recorder::default());
         for id in 1..=3 {
-            q.push(id, Arc::default(), rec.clone(), id).unwrap();
+            q.push(&me(), id, Arc::default(), rec.clone(), id).unwrap();
         }
         assert_eq!(
-            q.push(4, Arc::default(), rec.clone(), 4),
+            q.push(&me(), 4, Arc::default(), rec.clone(), 4),
             Err((
                 Rejected::Full {
                     queue_length: 3,
@@ -331,9 +485,9 @@ mod tests {
         let q = JobQueue::new(10, 2);
         let rec = Arc::new(Recorder::default());
         let gone = Arc::new(AtomicBool::new(false));
-        q.push(1, gone.clone(), rec.clone(), "a").unwrap();
-        q.push(2, gone.clone(), rec.clone(), "b").unwrap();
-        q.push(3, Arc::default(), rec.clone(), "c").unwrap();
+        q.push(&me(), 1, gone.clone(), rec.clone(), "a").unwrap();
+        q.push(&me(), 2, gone.clone(), rec.clone(), "b").unwrap();
+        q.push(&me(), 3, Arc::default(), rec.clone(), "c").unwrap();
         gone.store(true, Ordering::Release);
         q.purge_cancelled();
         assert_eq!(positions(&rec, 3), vec![3, 1]);
@@ -344,11 +498,11 @@ mod tests {
     fn shutdown_drains_and_releases_workers() {
         let q = Arc::new(JobQueue::new(10, 1));
         let rec = Arc::new(Recorder::default());
-        q.push(1, Arc::default(), rec.clone(), 1).unwrap();
+        q.push(&me(), 1, Arc::default(), rec.clone(), 1).unwrap();
         let drained = q.shut_down();
         assert_eq!(drained.len(), 1);
         assert_eq!(
-            q.push(2, Arc::default(), rec, 2),
+            q.push(&me(), 2, Arc::default(), rec, 2),
             Err((Rejected::ShuttingDown, 2))
         );
         let worker = {
@@ -356,5 +510,81 @@ mod tests {
             std::thread::spawn(move || q.pop().is_none())
         };
         assert!(worker.join().unwrap());
+    }
+
+    #[test]
+    fn clients_are_served_in_turn_and_positions_count_the_turns() {
+        let q = JobQueue::with_client_cap(100, 10, 1);
+        let rec = Arc::new(Recorder::default());
+        let (a, b) = (ClientId::from("ip:10.0.0.1"), ClientId::from("ip:10.0.0.2"));
+        // A floods first: ids 1..=5; then B sends one job, id 100.
+        for id in 1..=5 {
+            q.push(&a, id, Arc::default(), rec.clone(), ("a", id))
+                .unwrap();
+        }
+        q.push(&b, 100, Arc::default(), rec.clone(), ("b", 100))
+            .unwrap();
+        // B's job runs second, not sixth, and was told so.
+        assert_eq!(positions(&rec, 100), vec![2]);
+        // A's later jobs moved back by one.
+        assert_eq!(positions(&rec, 3), vec![3, 4]);
+        let order: Vec<u64> = std::iter::from_fn(|| {
+            let s = q.stats();
+            (s.queue_length > 0).then(|| q.pop().unwrap().task.1)
+        })
+        .collect();
+        assert_eq!(order, vec![1, 100, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn one_client_over_its_cap_is_refused_others_are_not() {
+        let q = JobQueue::with_client_cap(100, 2, 1);
+        let rec = Arc::new(Recorder::default());
+        let (a, b) = (ClientId::from("key:a"), ClientId::from("key:b"));
+        q.push(&a, 1, Arc::default(), rec.clone(), 1).unwrap();
+        q.push(&a, 2, Arc::default(), rec.clone(), 2).unwrap();
+        assert_eq!(
+            q.push(&a, 3, Arc::default(), rec.clone(), 3),
+            Err((
+                Rejected::ClientFull {
+                    queued: 2,
+                    per_client: 2
+                },
+                3
+            ))
+        );
+        q.push(&b, 4, Arc::default(), rec.clone(), 4).unwrap();
+        assert_eq!(q.stats().clients_waiting, 2);
+        assert_eq!(q.pop().unwrap().task, 1);
+        // A has room again.
+        q.push(&a, 5, Arc::default(), rec.clone(), 5).unwrap();
+        let rest: Vec<i32> = (0..3).map(|_| q.pop().unwrap().task).collect();
+        assert_eq!(rest, vec![4, 2, 5]);
+    }
+
+    #[test]
+    fn positions_are_what_really_happens() {
+        // Three clients with uneven lines: every job's last position before
+        // it started equals one plus the jobs started after that report.
+        let q = JobQueue::with_client_cap(100, 100, 1);
+        let rec = Arc::new(Recorder::default());
+        let clients: Vec<ClientId> = ["x", "y", "z"].iter().map(|c| ClientId::from(*c)).collect();
+        let mut id = 0;
+        for (c, n) in [(0usize, 4u64), (1, 1), (2, 3), (0, 2), (1, 2)] {
+            for _ in 0..n {
+                id += 1;
+                q.push(&clients[c], id, Arc::default(), rec.clone(), id)
+                    .unwrap();
+            }
+        }
+        // Snapshot of the positions now, then the real order.
+        let told: Vec<(u64, u64)> = (1..=id)
+            .map(|i| (i, *positions(&rec, i).last().unwrap()))
+            .collect();
+        let order: Vec<u64> = (0..id).map(|_| q.pop().unwrap().task).collect();
+        for (i, position) in told {
+            let ran_at = order.iter().position(|&j| j == i).unwrap() as u64 + 1;
+            assert_eq!(position, ran_at, "job {i}: told {position}, ran {ran_at}th");
+        }
     }
 }

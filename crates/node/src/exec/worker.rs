@@ -14,7 +14,7 @@ use std::time::Instant;
 use ocellus_protocol::field;
 use tracing::{info, warn};
 
-use super::{JobQueue, Output, Ran, Task};
+use super::{Cancel, JobQueue, Output, Ran, Task};
 use crate::call::Responder;
 use crate::metrics::Metrics;
 use crate::roles::Roles;
@@ -71,9 +71,10 @@ fn run(w: &Workers) {
         } = job.task;
         let description = work.describe();
         let others_waiting = w.queue.stats().queue_length > 0;
+        let cancel = Cancel::new(job.cancelled.clone());
         let ran = match &alone {
-            Some(pool) if others_waiting => pool.install(|| work.run(&w.roles)),
-            _ => work.run(&w.roles),
+            Some(pool) if others_waiting => pool.install(|| work.run(&w.roles, &cancel)),
+            _ => work.run(&w.roles, &cancel),
         };
         let elapsed = started.elapsed();
         let ms = elapsed.as_millis() as u64;
@@ -83,7 +84,8 @@ fn run(w: &Workers) {
                 w.queue.finish(job.job, result.is_ok(), elapsed);
                 w.metrics.job_ran(op, elapsed);
                 if gone() {
-                    info!(job = job.job, %description, ms, "result discarded: client gone");
+                    w.metrics.job_cancelled();
+                    info!(job = job.job, %description, ms, "stopped or discarded: client gone");
                     continue;
                 }
                 answer(&w.node_id, job.job, &description, ms, result, responder);

@@ -53,6 +53,10 @@ struct LogInner {
     created: Option<Instant>,
     started: Option<Instant>,
     answered: Option<Instant>,
+    /// The result's bytes, held against the node's memory budget for as
+    /// long as the log keeps them (until the job is dropped from the
+    /// table).
+    held: Option<crate::budget::Charge>,
 }
 
 /// A snapshot of a log from event `from` on.
@@ -197,6 +201,9 @@ impl JobSink for JobLog {
 struct LogAnswer {
     log: Arc<JobLog>,
     _outstanding: OutstandingGuard,
+    /// The request's body, held against the memory budget until answered.
+    _request: crate::budget::Charge,
+    budget: Arc<crate::budget::MemoryBudget>,
 }
 
 impl Answer for LogAnswer {
@@ -207,6 +214,8 @@ impl Answer for LogAnswer {
         header: Map<String, Value>,
         payload: Bytes,
     ) {
+        let held = self.budget.charge(payload.len() as u64);
+        self.log.lock().held = Some(held);
         self.log.finish(Reply {
             op,
             header,
@@ -267,7 +276,10 @@ pub(crate) fn dispatch(
     let answer: Box<dyn Answer> = Box::new(LogAnswer {
         log: log.clone(),
         _outstanding: state.outstanding.track(),
+        _request: state.budget.charge(request.payload.len() as u64),
+        budget: state.budget.clone(),
     });
+    let client_id = session.client_id(client);
     let client = client.map_or_else(|| "-".to_string(), |a| a.to_string());
     let answer: Box<dyn Answer> =
         match AuditLine::of(op, &request.header, session.principal(), client) {
@@ -280,6 +292,7 @@ pub(crate) fn dispatch(
     let caller = Caller {
         sink: log.clone(),
         cancelled: log.cancelled.clone(),
+        client: client_id,
     };
     crate::request::handle(state, request, &caller, Responder::new(request_id, answer));
     log

@@ -91,6 +91,19 @@ impl ApiError {
         e.retry_after_s = Some(retry_after_s.max(1));
         e
     }
+
+    /// 429: this client has as many jobs waiting as one client may.
+    pub fn busy_client(queued: u64, per_client: u64, retry_after_s: u64) -> ApiError {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            code::BUSY,
+            format!(
+                "you have {queued} jobs waiting, as many as one client may ({per_client}): retry when one has finished"
+            ),
+        );
+        e.retry_after_s = Some(retry_after_s.max(1));
+        e
+    }
 }
 
 impl From<ErrorEvent> for ApiError {
@@ -114,6 +127,9 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
         NoPeopleEnrolled | ModelUnavailable => StatusCode::CONFLICT,
         Unauthorized => StatusCode::UNAUTHORIZED,
         Forbidden => StatusCode::FORBIDDEN,
+        // Well-formed, but more work than one request may ask for.
+        TooCostly => StatusCode::UNPROCESSABLE_ENTITY,
+        Busy => StatusCode::TOO_MANY_REQUESTS,
         RoleUnavailable
         | RecognizerUnavailable
         | RecognizerBusy

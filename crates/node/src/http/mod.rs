@@ -153,6 +153,8 @@ pub(crate) async fn serve(
 ) {
     let tls = state.config.tls.as_ref().map(|t| t.acceptor());
     let handshake_timeout = state.config.frame_timeout;
+    let connections = state.connections.clone();
+    let metrics = state.metrics.clone();
     let app = router(state);
     tokio::pin!(stop);
     loop {
@@ -168,9 +170,20 @@ pub(crate) async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        // Over the connection caps: told so in one response, then closed.
+        let slot = match connections.open(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refused) => {
+                metrics.connection_refused();
+                info!(%peer, reason = %refused.message(), "HTTP connection refused");
+                tokio::spawn(refuse(stream, tls.clone(), refused, handshake_timeout));
+                continue;
+            }
+        };
         let app = app.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service =
                 app.map_request(move |mut r: axum::http::Request<hyper::body::Incoming>| {
                     r.extensions_mut().insert(ClientAddr(Some(peer)));
@@ -211,4 +224,32 @@ pub(crate) async fn serve(
             }
         });
     }
+}
+
+/// Answers a connection over the caps with 429 and the reason (after the
+/// TLS handshake on an HTTPS node), then closes it.
+async fn refuse(
+    stream: tokio::net::TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    refused: crate::admission::Refused,
+    timeout: std::time::Duration,
+) {
+    use tokio::io::{AsyncWrite, AsyncWriteExt};
+    let body =
+        serde_json::json!({"error": {"code": "busy", "message": refused.message()}}).to_string();
+    let response = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    async fn send(mut w: impl AsyncWrite + Unpin, bytes: &[u8]) -> std::io::Result<()> {
+        w.write_all(bytes).await?;
+        w.shutdown().await
+    }
+    let _ = tokio::time::timeout(timeout, async {
+        match tls {
+            None => send(stream, response.as_bytes()).await,
+            Some(acceptor) => send(acceptor.accept(stream).await?, response.as_bytes()).await,
+        }
+    })
+    .await;
 }

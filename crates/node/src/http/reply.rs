@@ -45,7 +45,15 @@ pub(crate) fn error_of(state: &State, reply: &Reply) -> ApiError {
         let busy: Busy = from_header(&reply.header).unwrap_or(Busy {
             queue_length: 0,
             capacity: state.config.queue_capacity as u64,
+            reason: None,
         });
+        if busy.reason.as_deref() == Some("client") {
+            return ApiError::busy_client(
+                busy.queue_length,
+                busy.capacity,
+                retry_after(state, busy.queue_length),
+            );
+        }
         return ApiError::busy(
             busy.queue_length,
             busy.capacity,

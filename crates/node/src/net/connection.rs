@@ -23,18 +23,32 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use ocellus_protocol::message::to_header;
-use ocellus_protocol::{Decoded, ErrorCode, ErrorEvent, Frame, Op, PROTOCOL_VERSION, decode_frame};
+use ocellus_protocol::{
+    Decoded, ErrorCode, ErrorEvent, Frame, Op, PROTOCOL_VERSION, declared_length, take_frame,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use super::writer::{Outgoing, PROGRESS_ROOM, ProgressSink, TcpAnswer, write_loop};
+use super::writer::{Outgoing, PROGRESS_ROOM, ProgressSink, TcpAnswer, Unwritten, write_loop};
 use crate::access::audit::{AuditLine, Audited};
 use crate::access::{Session, auth, rules};
+use crate::budget::Charge;
 use crate::call::{Answer, Caller, Incoming, Responder, error};
+use crate::exec::ClientId;
 use crate::state::State;
+
+/// Most bytes read into a frame between two budget reservations: the
+/// node holds at most this much more than it has accounted for, per
+/// connection.
+const READ_CHUNK: usize = 1 << 20;
+
+/// What is read while no frame length is known yet (a frame's fixed
+/// part, or the first bytes of the next frames).
+const HEAD_CHUNK: usize = 16 * 1024;
 
 /// Serves one connection, read from `reader` and written to `writer`,
 /// until the client leaves or is closed.
@@ -52,28 +66,37 @@ pub(crate) async fn serve<R, W>(
     // ERROR, and progress events.
     let (tx, rx) = mpsc::channel(cfg.max_in_flight + 1 + PROGRESS_ROOM);
     let answered = Arc::new(Notify::new());
-    let writer_task = tokio::spawn(write_loop(writer, rx, cfg.idle_timeout, answered.clone()));
+    let unwritten = Arc::new(Unwritten::default());
+    let mut writer_task = tokio::spawn(write_loop(writer, rx, cfg.write_timeout, answered.clone()));
     let conn = Conn {
         permits: Arc::new(Semaphore::new(cfg.max_in_flight)),
         out: tx.clone(),
         answered,
+        unwritten,
         caller: Caller {
             sink: Arc::new(ProgressSink { tx }),
             cancelled: Arc::new(AtomicBool::new(false)),
+            client: ClientId::from("-"),
         },
         in_flight: Arc::new(Mutex::new(HashSet::new())),
         state: state.clone(),
         session: Mutex::new(Session::Anonymous),
         peer,
     };
-    let reason = conn.read_loop(&mut reader).await;
+    let reason = conn.read_loop(&mut reader, &mut writer_task).await;
     debug!(?peer, reason, "connection ends");
-    // The client is gone (or we closed on it): drop its waiting jobs and
-    // discard the results of running ones.
-    conn.caller.cancelled.store(true, Ordering::Release);
-    state.queue.purge_cancelled();
+    if reason != "eof" {
+        // The client is gone (or we closed on it): drop its waiting jobs
+        // and stop its running ones at their next checkpoint.
+        conn.caller.cancelled.store(true, Ordering::Release);
+        state.queue.purge_cancelled();
+    }
     drop(conn);
-    let _ = writer_task.await;
+    // (When the read loop ended because the writer did, its handle has
+    // been polled to completion already.)
+    if !writer_task.is_finished() {
+        let _ = writer_task.await;
+    }
 }
 
 /// A connection's reading side.
@@ -83,6 +106,8 @@ struct Conn {
     out: mpsc::Sender<Outgoing>,
     /// Signalled by the writer each time a request's last event is written.
     answered: Arc<Notify>,
+    /// Result bytes waiting to be written on this connection.
+    unwritten: Arc<Unwritten>,
     caller: Caller,
     in_flight: Arc<Mutex<HashSet<u64>>>,
     /// What the connection has proved (AUTH).
@@ -92,19 +117,36 @@ struct Conn {
 }
 
 impl Conn {
-    /// Reads and handles frames; returns why it stopped: "eof" (client
-    /// left), "closed" (we closed after an ERROR), or a read error.
-    async fn read_loop(&self, reader: &mut (impl AsyncRead + Unpin)) -> &'static str {
+    fn has_in_flight(&self) -> bool {
+        self.permits.available_permits() < self.state.config.max_in_flight
+    }
+
+    /// Reads and handles frames; returns why it stopped: "eof" (the
+    /// client sent everything it will and every request was answered),
+    /// "closed" (we closed after an ERROR), "writer" (the client stopped
+    /// reading or left), or a read error.
+    async fn read_loop(
+        &self,
+        reader: &mut (impl AsyncRead + Unpin),
+        writer: &mut JoinHandle<()>,
+    ) -> &'static str {
         let cfg = &self.state.config;
-        let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let budget = &self.state.budget;
+        let mut buf = BytesMut::new();
+        // What `buf` holds against the memory budget.
+        let mut held: Charge = budget.empty();
         let mut frame_deadline: Option<tokio::time::Instant> = None;
         let mut idle_since = tokio::time::Instant::now();
         loop {
-            match decode_frame(&buf, &cfg.frame_limits) {
+            match take_frame(&mut buf, &cfg.frame_limits) {
                 Ok(Decoded::Frame(frame, used)) => {
-                    buf.drain(..used);
+                    // The frame's bytes now belong to its request.
+                    let charge = held.split(used as u64);
+                    held.shrink_to(buf.capacity() as u64);
                     frame_deadline = None;
-                    self.handle(frame).await;
+                    if !self.handle(frame, charge).await {
+                        return "writer";
+                    }
                     continue;
                 }
                 Ok(Decoded::NeedMore(_)) => {}
@@ -122,10 +164,50 @@ impl Conn {
                     return "closed";
                 }
             }
+            let declared = declared_length(&buf);
+            if let Some(length) = declared
+                && length as u64 > budget.limit()
+            {
+                self.state.metrics.decode_rejected(ErrorCode::FrameTooLarge);
+                self.close_with(error(
+                    ErrorCode::FrameTooLarge,
+                    format!(
+                        "a frame of {length} bytes is larger than the node's memory budget of {} bytes (--memory-budget)",
+                        budget.limit()
+                    ),
+                ))
+                .await;
+                return "closed";
+            }
+            // Room for the next read, held against the budget first: when
+            // the budget is spent, this waits (the client is not read).
+            let want = match declared {
+                Some(length) if length > buf.len() => {
+                    buf.len() + (length - buf.len()).min(READ_CHUNK)
+                }
+                _ => buf.len() + HEAD_CHUNK,
+            };
+            if (held.bytes() as usize) < want {
+                let more = (want - held.bytes() as usize) as u64;
+                tokio::select! {
+                    _ = held.grow(more) => {}
+                    _ = &mut *writer => return "writer",
+                }
+                if frame_deadline.is_some() {
+                    // The node kept the client waiting, not the other way.
+                    frame_deadline = Some(tokio::time::Instant::now() + cfg.frame_timeout);
+                }
+            }
+            if buf.capacity() < want {
+                buf.reserve(want - buf.len());
+            }
+            if buf.capacity() as u64 > held.bytes() {
+                held.force(buf.capacity() as u64 - held.bytes());
+            }
             if !buf.is_empty() && frame_deadline.is_none() {
                 frame_deadline = Some(tokio::time::Instant::now() + cfg.frame_timeout);
             }
-            let in_flight = self.permits.available_permits() < cfg.max_in_flight;
+            let in_flight = self.has_in_flight();
             if in_flight {
                 idle_since = tokio::time::Instant::now();
             }
@@ -138,6 +220,8 @@ impl Conn {
                 read = reader.read_buf(&mut buf) => read,
                 // A request was answered: re-evaluate the idle clock.
                 _ = self.answered.notified(), if in_flight => continue,
+                // The client stopped reading, or left.
+                _ = &mut *writer => return "writer",
                 _ = tokio::time::sleep_until(deadline) => {
                     if frame_deadline.is_some() {
                         self.close_with(error(ErrorCode::Timeout, format!(
@@ -145,7 +229,7 @@ impl Conn {
                         ))).await;
                         return "closed";
                     }
-                    if self.permits.available_permits() < cfg.max_in_flight {
+                    if self.has_in_flight() {
                         continue; // work in flight: not idle
                     }
                     self.close_with(error(ErrorCode::Timeout, format!(
@@ -155,13 +239,35 @@ impl Conn {
                 }
             };
             match n {
-                Ok(0) => return "eof",
+                Ok(0) => return self.half_closed(buf.is_empty(), writer).await,
                 Ok(_) => idle_since = tokio::time::Instant::now(),
                 Err(_) => return "read error",
             }
         }
     }
 
+    /// The client shut down its sending side: it still gets the answer of
+    /// every request it sent (a half-close means "no more requests"),
+    /// then the connection closes. Gives up when the writer does (the
+    /// client had really gone).
+    async fn half_closed(&self, clean: bool, writer: &mut JoinHandle<()>) -> &'static str {
+        if !clean {
+            debug!("connection half-closed in the middle of a frame");
+        }
+        while self.has_in_flight() {
+            let answered = self.answered.notified();
+            tokio::pin!(answered);
+            answered.as_mut().enable();
+            if !self.has_in_flight() {
+                break;
+            }
+            tokio::select! {
+                _ = answered => {}
+                _ = &mut *writer => return "writer",
+            }
+        }
+        "eof"
+    }
     fn session(&self) -> std::sync::MutexGuard<'_, Session> {
         self.session.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -174,23 +280,31 @@ impl Conn {
     }
 
     /// One frame: the connection's checks, then the request's handling.
-    async fn handle(&self, frame: Frame) {
-        // Backpressure: wait for a free slot before taking on more work.
+    /// Returns false when the writer is gone (the client left).
+    async fn handle(&self, frame: Frame, charge: Charge) -> bool {
+        // Backpressure: wait for a free slot, and for this connection's
+        // unwritten results to fit its share, before taking on more work.
         let Ok(permit) = self.permits.clone().acquire_owned().await else {
-            return;
+            return false;
         };
+        let share = self.state.config.frame_limits.max_frame as u64;
+        self.unwritten.wait_below(share).await;
         let Ok(slot) = self.out.clone().reserve_owned().await else {
-            return; // the writer is gone
+            return false; // the writer is gone
         };
         let mut answer = TcpAnswer {
             slot,
             permit,
             outstanding: self.state.outstanding.track(),
             in_flight: None,
+            request: charge,
+            budget: self.state.budget.clone(),
+            unwritten: self.unwritten.clone(),
         };
         let id = frame.request_id;
         let refuse = |answer: TcpAnswer, e: ErrorEvent| {
             Responder::new(id, Box::new(answer)).error(e);
+            true
         };
         if frame.version != PROTOCOL_VERSION {
             let message = format!(
@@ -229,10 +343,11 @@ impl Conn {
             .await;
             *self.session() = answered.session;
             let responder = Responder::new(id, Box::new(answer));
-            return match answered.reply {
+            match answered.reply {
                 Ok(header) => responder.result(header, Bytes::new()),
                 Err(e) => responder.error(e),
-            };
+            }
+            return true;
         }
         let request = Incoming {
             op,
@@ -250,6 +365,10 @@ impl Conn {
         ) {
             return refuse(answer, e);
         }
+        let caller = Caller {
+            client: session.client_id(self.peer),
+            ..self.caller.clone()
+        };
         let client = self.peer.map_or_else(|| "-".to_string(), |a| a.to_string());
         let boxed: Box<dyn Answer> =
             match AuditLine::of(op, &request.header, session.principal(), client) {
@@ -260,6 +379,7 @@ impl Conn {
                 None => Box::new(answer),
             };
         let responder = Responder::new(id, boxed);
-        crate::request::handle(&self.state, request, &self.caller, responder);
+        crate::request::handle(&self.state, request, &caller, responder);
+        true
     }
 }

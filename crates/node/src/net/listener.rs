@@ -2,7 +2,10 @@
 //! each on a node with TLS.
 //!
 //! Invariant: an accept error (out of file descriptors and the like) never
-//! ends the node; it waits a moment and goes on. A TLS handshake that does
+//! ends the node; it waits a moment and goes on. A connection over the
+//! caps ([`crate::admission`]) is accepted, told ERROR `busy` with the reason
+//! (before any TLS handshake: the frame is plain, and a TLS client sees
+//! the connection close) and closed. A TLS handshake that does
 //! not complete within the frame timeout is dropped (slow-loris), and no
 //! request is read before the handshake is done.
 
@@ -33,9 +36,20 @@ pub(crate) async fn accept_until(
         tokio::select! {
             _ = &mut stop => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    tokio::spawn(serve(stream, peer, state.clone()));
-                }
+                Ok((stream, peer)) => match state.connections.open(peer.ip()) {
+                    Ok(slot) => {
+                        let state = state.clone();
+                        tokio::spawn(async move {
+                            let _slot = slot;
+                            serve(stream, peer, state).await
+                        });
+                    }
+                    Err(refused) => {
+                        state.metrics.connection_refused();
+                        info!(%peer, reason = %refused.message(), "connection refused");
+                        tokio::spawn(refuse(stream, refused));
+                    }
+                },
                 Err(e) => {
                     warn!(error = %e, "accept failed");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -43,6 +57,24 @@ pub(crate) async fn accept_until(
             },
         }
     }
+}
+
+/// How long a refused connection is given to read its ERROR.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Tells a connection over the caps why, then closes it.
+async fn refuse(mut stream: TcpStream, refused: crate::admission::Refused) {
+    use ocellus_protocol::message::to_header;
+    use ocellus_protocol::{ErrorCode, ErrorEvent, Frame, Op};
+    use tokio::io::AsyncWriteExt;
+    let e = ErrorEvent::new(ErrorCode::Busy, refused.message());
+    let mut bytes = Vec::new();
+    Frame::new(Op::Error, 0, to_header(&e), bytes::Bytes::new()).encode_head(&mut bytes);
+    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
+        stream.write_all(&bytes).await?;
+        stream.shutdown().await
+    })
+    .await;
 }
 
 /// One accepted connection: plain, or TLS once the handshake is done.

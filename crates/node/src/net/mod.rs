@@ -1,4 +1,5 @@
-//! The TCP side of a node: accepting connections ([`listener`]), TLS on
+//! The TCP side of a node: accepting connections ([`listener`]) within
+//! the connection caps ([`crate::admission`]), TLS on
 //! them when configured ([`tls`]), reading
 //! frames and writing events on each ([`connection`]), and delivering a
 //! request's events in order with backpressure ([`writer`]).

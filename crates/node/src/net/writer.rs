@@ -9,8 +9,17 @@
 //! being read from; nothing is buffered without bound. Progress events
 //! use the channel's spare room and are dropped when it is full (the next
 //! POSITION supersedes them).
+//!
+//! Memory: a request's bytes stay charged to the node's budget until its
+//! answer is written, and the answer's payload is charged from the moment
+//! it exists; both come back when the frame is on the wire or the
+//! connection closes. The connection's unwritten result bytes are counted
+//! ([`Unwritten`]) so that it reads no more requests while its client
+//! is behind in reading; a write that does not finish within
+//! `write_timeout` closes the connection.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,7 +30,63 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::{self, OwnedPermit};
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 
+use crate::budget::{Charge, MemoryBudget};
 use crate::call::{Answer, JobSink, OutstandingGuard, Progress};
+
+/// Result bytes queued on one connection and not yet written.
+#[derive(Debug, Default)]
+pub(crate) struct Unwritten {
+    bytes: AtomicU64,
+    written: Notify,
+}
+
+impl Unwritten {
+    /// Waits until fewer than `limit` bytes are waiting (at once when
+    /// nothing is).
+    pub async fn wait_below(&self, limit: u64) {
+        loop {
+            let written = self.written.notified();
+            tokio::pin!(written);
+            written.as_mut().enable();
+            let now = self.bytes.load(Ordering::Acquire);
+            if now == 0 || now < limit {
+                return;
+            }
+            written.await;
+        }
+    }
+
+    fn add(self: &Arc<Self>, bytes: u64) -> UnwrittenGuard {
+        self.bytes.fetch_add(bytes, Ordering::AcqRel);
+        UnwrittenGuard {
+            unwritten: self.clone(),
+            bytes,
+        }
+    }
+}
+
+/// Counts one answer's bytes as unwritten until dropped.
+pub(crate) struct UnwrittenGuard {
+    unwritten: Arc<Unwritten>,
+    bytes: u64,
+}
+
+impl Drop for UnwrittenGuard {
+    fn drop(&mut self) {
+        self.unwritten.bytes.fetch_sub(self.bytes, Ordering::AcqRel);
+        self.unwritten.written.notify_waiters();
+    }
+}
+
+/// What is released once a request's answer is written (or dropped
+/// unwritten with the connection).
+pub(crate) struct Done {
+    _permit: OwnedSemaphorePermit,
+    _outstanding: OutstandingGuard,
+    _request: Charge,
+    _result: Charge,
+    _unwritten: UnwrittenGuard,
+}
 
 /// Progress events that may wait for a slow reader before new ones are
 /// dropped.
@@ -33,7 +98,7 @@ pub(crate) struct Outgoing {
     pub head: Vec<u8>,
     pub payload: Bytes,
     /// Released once the frame is written: the request is over.
-    pub done: Option<(OwnedSemaphorePermit, OutstandingGuard)>,
+    pub done: Option<Done>,
     /// Close the connection after writing this frame.
     pub close: bool,
 }
@@ -63,6 +128,12 @@ pub(crate) struct TcpAnswer {
     /// them (it leaves them when answered). `None` for a request refused
     /// before (a duplicate id must not remove the original's entry).
     pub in_flight: Option<Arc<Mutex<HashSet<u64>>>>,
+    /// The request's frame bytes, held against the budget.
+    pub request: Charge,
+    /// Where the answer's bytes are charged.
+    pub budget: Arc<MemoryBudget>,
+    /// The connection's unwritten bytes.
+    pub unwritten: Arc<Unwritten>,
 }
 
 impl Answer for TcpAnswer {
@@ -79,8 +150,15 @@ impl Answer for TcpAnswer {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&request_id);
         }
+        let bytes = payload.len() as u64;
         let mut out = Outgoing::frame(op, request_id, header, payload);
-        out.done = Some((this.permit, this.outstanding));
+        out.done = Some(Done {
+            _permit: this.permit,
+            _outstanding: this.outstanding,
+            _request: this.request,
+            _result: this.budget.charge(bytes),
+            _unwritten: this.unwritten.add(bytes),
+        });
         // The slot was reserved when the request arrived: this never
         // blocks, and is a no-op when the writer is gone.
         this.slot.send(out);

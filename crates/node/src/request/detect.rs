@@ -13,7 +13,7 @@ use ocellus_protocol::message::from_header;
 
 use super::{NO_FACE, bad_header, images};
 use crate::call::Incoming;
-use crate::exec::{Output, Ran, Work};
+use crate::exec::{Cancel, Output, Ran, Work};
 use crate::roles::Roles;
 use crate::roles::detection::scan;
 use crate::state::State;
@@ -49,7 +49,7 @@ impl Work for DetectJob {
         format!("detect {} images", self.images.len())
     }
 
-    fn run(self: Box<Self>, roles: &Roles) -> Ran {
+    fn run(self: Box<Self>, roles: &Roles, cancel: &Cancel) -> Ran {
         let settings = match roles.detection() {
             Ok(s) => s,
             Err(e) => return Ran::Done(Err(e)),
@@ -58,7 +58,7 @@ impl Work for DetectJob {
             .images
             .iter()
             .map(
-                |bytes| match scan(settings, &roles.decode_limits, bytes, &self.params) {
+                |bytes| match scan(settings, &roles.decode_limits, bytes, &self.params, cancel) {
                     Ok((photo, faces)) => DetectedImage {
                         width: photo.gray.width(),
                         height: photo.gray.height(),

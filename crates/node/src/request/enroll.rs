@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use super::{NO_FACE, bad_header, images};
 use crate::call::{Incoming, error};
-use crate::exec::{Output, Ran, Work};
+use crate::exec::{Cancel, Output, Ran, Work, cancelled};
 use crate::roles::Roles;
 use crate::roles::detection::{crop_face, decode_crops, parse_hash, scan};
 use crate::roles::embedding;
@@ -133,7 +133,7 @@ impl Work for EnrollPhotos {
         format!("enroll {} images", self.images.len())
     }
 
-    fn run(self: Box<Self>, roles: &Roles) -> Ran {
+    fn run(self: Box<Self>, roles: &Roles, cancel: &Cancel) -> Ran {
         let (settings, link) = match (roles.detection(), roles.link()) {
             (Ok(s), Ok(l)) => (s, l),
             (Err(e), _) | (_, Err(e)) => return Ran::Done(Err(e)),
@@ -143,13 +143,17 @@ impl Work for EnrollPhotos {
         // Index in `outcomes` of each crop.
         let mut crop_of = Vec::new();
         for bytes in &self.images {
-            let (photo, faces) = match scan(settings, &roles.decode_limits, bytes, &self.params) {
-                Ok(s) => s,
-                Err(e) => {
-                    outcomes.push(rejected(Rejection::Unreadable, e.message, Some(e.code)));
-                    continue;
-                }
-            };
+            if cancel.is_cancelled() {
+                return Ran::Done(Err(cancelled()));
+            }
+            let (photo, faces) =
+                match scan(settings, &roles.decode_limits, bytes, &self.params, cancel) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        outcomes.push(rejected(Rejection::Unreadable, e.message, Some(e.code)));
+                        continue;
+                    }
+                };
             let face = match faces.len() {
                 0 => {
                     outcomes.push(rejected(Rejection::NoFace, NO_FACE.to_string(), None));
@@ -222,7 +226,7 @@ impl Work for EnrollCrops {
         format!("enroll {} faces", self.crops.len())
     }
 
-    fn run(self: Box<Self>, roles: &Roles) -> Ran {
+    fn run(self: Box<Self>, roles: &Roles, _cancel: &Cancel) -> Ran {
         let run = || {
             let service = roles.recognition()?;
             let images = decode_crops(&self.crops, &roles.decode_limits)?;

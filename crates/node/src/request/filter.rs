@@ -6,13 +6,13 @@
 
 use bytes::Bytes;
 use ocellus_codec::{EncodeOptions, ImageFormat, decode, encode};
-use ocellus_imaging::pipeline::Pipeline;
+use ocellus_imaging::pipeline::{FilterError, Pipeline};
 use ocellus_protocol::message::{FilterRequest, FilterResult, from_header, to_header};
 use ocellus_protocol::{ErrorCode, ErrorEvent};
 
 use super::{bad_header, frame_images};
 use crate::call::{Incoming, error};
-use crate::exec::{Output, Ran, Work};
+use crate::exec::{Cancel, Output, Ran, Work, cancelled};
 use crate::roles::Roles;
 use crate::roles::detection::decode_error;
 use crate::state::State;
@@ -69,11 +69,13 @@ pub(super) fn parse(state: &State, request: &Incoming) -> Result<FilterJob, Erro
             format!("FILTER takes one image, got {}", images.len()),
         ));
     }
+    let image = images.remove(0);
+    super::cost::check_filter(state, &image, &pipeline)?;
     Ok(FilterJob {
         pipeline,
         format,
         quality: header.quality.unwrap_or(DEFAULT_QUALITY).clamp(1, 100),
-        image: images.remove(0),
+        image,
     })
 }
 
@@ -82,7 +84,7 @@ impl Work for FilterJob {
         format!("filter {} ({} bytes in)", self.pipeline, self.image.len())
     }
 
-    fn run(self: Box<Self>, roles: &Roles) -> Ran {
+    fn run(self: Box<Self>, roles: &Roles, cancel: &Cancel) -> Ran {
         let FilterJob {
             pipeline,
             format,
@@ -93,9 +95,14 @@ impl Work for FilterJob {
             let (decoded, input_format) =
                 decode(&image, &roles.decode_limits).map_err(decode_error)?;
             drop(image);
+            cancel.check().map_err(|_| cancelled())?;
             let result = pipeline
-                .apply(decoded)
-                .map_err(|e| error(ErrorCode::FilterFailed, e.to_string()))?;
+                .apply_cancellable(decoded, cancel)
+                .map_err(|e| match e {
+                    FilterError::Cancelled => cancelled(),
+                    FilterError::TooLarge { .. } => error(ErrorCode::TooCostly, e.to_string()),
+                    e => error(ErrorCode::FilterFailed, e.to_string()),
+                })?;
             let format = format.unwrap_or(if input_format.can_encode() {
                 input_format
             } else {

@@ -13,6 +13,7 @@
 //! whether it carries crops); a request that came from a peer is never
 //! forwarded again.
 
+mod cost;
 mod detect;
 mod enroll;
 mod filter;
@@ -180,6 +181,7 @@ fn enqueue(
         responder,
     };
     if let Err((rejected, task)) = state.queue.push(
+        &caller.client,
         request_id,
         caller.cancelled.clone(),
         caller.sink.clone(),
@@ -190,6 +192,9 @@ fn enqueue(
                 queue_length,
                 capacity,
             } => task.responder.busy(queue_length, capacity),
+            Rejected::ClientFull { queued, per_client } => {
+                task.responder.busy_client(queued, per_client)
+            }
             Rejected::ShuttingDown => task
                 .responder
                 .error(error(ErrorCode::ShuttingDown, "server shutting down")),
@@ -331,6 +336,8 @@ pub(crate) mod tests {
             outstanding: Arc::new(Outstanding::default()),
             access: Arc::new(crate::access::Access::new(None, None)),
             metrics: Arc::new(crate::metrics::Metrics::new()),
+            budget: crate::budget::MemoryBudget::new(1 << 30),
+            connections: crate::admission::Connections::new(16, 16),
         })
     }
 

@@ -23,7 +23,7 @@ use ocellus_recognize::Algorithm;
 
 use super::{NO_FACE, bad_header, check_tolerance, frame_images, images, parse_algorithm};
 use crate::call::{Incoming, error};
-use crate::exec::{Output, Ran, Work};
+use crate::exec::{Cancel, Output, Ran, Work, cancelled};
 use crate::roles::Roles;
 use crate::roles::detection::{Scanned, crop_face, decode_crops, scan};
 use crate::roles::embedding;
@@ -113,7 +113,7 @@ impl Work for RecognizePhotos {
         format!("recognize {} images", self.images.len())
     }
 
-    fn run(self: Box<Self>, roles: &Roles) -> Ran {
+    fn run(self: Box<Self>, roles: &Roles, cancel: &Cancel) -> Ran {
         let (settings, link) = match (roles.detection(), roles.link()) {
             (Ok(s), Ok(l)) => (s, l),
             (Err(e), _) | (_, Err(e)) => return Ran::Done(Err(e)),
@@ -121,7 +121,7 @@ impl Work for RecognizePhotos {
         let scanned: Vec<Scanned> = self
             .images
             .iter()
-            .map(|bytes| scan(settings, &roles.decode_limits, bytes, &self.params))
+            .map(|bytes| scan(settings, &roles.decode_limits, bytes, &self.params, cancel))
             .collect();
         let found = scanned
             .iter()
@@ -136,6 +136,9 @@ impl Work for RecognizePhotos {
             let mut descriptors: Vec<Descriptor> = Vec::with_capacity(found);
             for (photo, faces) in scanned.iter().flatten() {
                 for face in faces {
+                    if cancel.is_cancelled() {
+                        return Ran::Done(Err(cancelled()));
+                    }
                     descriptors.push(embedding::descriptor(models, photo.image(), face));
                 }
             }
@@ -221,7 +224,7 @@ impl Work for RecognizeDescriptors {
         format!("recognize {} descriptors", self.descriptors.len())
     }
 
-    fn run(self: Box<Self>, roles: &Roles) -> Ran {
+    fn run(self: Box<Self>, roles: &Roles, _cancel: &Cancel) -> Ran {
         let run = || {
             let service = roles.recognition()?;
             let identities = service.recognize_descriptors(&self.descriptors, self.tolerance)?;
@@ -240,7 +243,7 @@ impl Work for RecognizeCrops {
         )
     }
 
-    fn run(self: Box<Self>, roles: &Roles) -> Ran {
+    fn run(self: Box<Self>, roles: &Roles, _cancel: &Cancel) -> Ran {
         let run = || {
             let service = roles.recognition()?;
             let images = decode_crops(&self.crops, &roles.decode_limits)?;

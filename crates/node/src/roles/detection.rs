@@ -16,7 +16,9 @@ use ocellus_protocol::face::{DetectOverrides, FaceBox};
 use ocellus_protocol::{ErrorCode, ErrorEvent};
 use sha2::{Digest, Sha256};
 
+use crate::call::cancelled;
 use crate::call::error;
+use ocellus_imaging::Cancel;
 
 /// Smallest scale factor a request may ask for: below it the number of
 /// pyramid levels, and the cost, grows without bound.
@@ -191,14 +193,18 @@ pub(crate) fn parse_hash(hex: &str) -> Option<[u8; 32]> {
 /// A photo and the faces in it, or why it could not be read.
 pub(crate) type Scanned = Result<(Photo, Vec<FaceBox>), ErrorEvent>;
 
-/// Decodes a photo and finds its faces.
+/// Decodes a photo and finds its faces; gives up at once when `cancel`
+/// is raised (the error is then nobody's: the caller has gone).
 pub(crate) fn scan(
     settings: &DetectionSettings,
     limits: &DecodeLimits,
     bytes: &[u8],
     params: &DetectParams,
+    cancel: &Cancel,
 ) -> Scanned {
+    cancel.check().map_err(|_| cancelled())?;
     let photo = decode_photo(bytes, limits)?;
+    cancel.check().map_err(|_| cancelled())?;
     let faces = find_faces(settings, &photo.gray, params)?;
     Ok((photo, faces))
 }

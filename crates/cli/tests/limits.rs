@@ -1,0 +1,411 @@
+//! Bounded cost, against a real `ocellus serve`: each of the ways a
+//! careless or hostile client could take the node from everyone else
+//! (docs/limits.md), with the node's answer, another client still served
+//! within a stated time, and the node's memory within its budget.
+
+mod common;
+
+use std::io::Write;
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
+
+use common::{Raw, ReadEnd, ServerProcess, describe, error_code, filter_frame, wait_until};
+use ocellus_codec::{EncodeOptions, ImageFormat, encode};
+use ocellus_imaging::{Image, PixelLayout};
+use ocellus_protocol::{Frame, Op};
+use serde_json::Value;
+
+/// Another client, as far as the node can tell: a second loopback address.
+const OTHER: [u8; 4] = [127, 0, 0, 2];
+
+/// A `w` x `h` RGB PNG of noise (large when encoded).
+fn noise_png(w: u32, h: u32, seed: u64) -> Vec<u8> {
+    let pixels = ocellus_testdata::noise_bytes(seed, (w * h * 3) as usize);
+    let image = Image::from_vec(w, h, PixelLayout::Rgb, pixels).unwrap();
+    encode(&image, ImageFormat::Png, &EncodeOptions::default()).unwrap()
+}
+
+/// A small grey PNG.
+fn tiny_png() -> Vec<u8> {
+    let image = Image::from_vec(8, 8, PixelLayout::Gray, vec![90; 64]).unwrap();
+    encode(&image, ImageFormat::Png, &EncodeOptions::default()).unwrap()
+}
+
+fn op_of(f: &Frame) -> Option<Op> {
+    Op::from_code(f.op)
+}
+
+fn message(f: &Frame) -> String {
+    f.header
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A field of /proc/PID/status, in KiB.
+fn proc_kib(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Sends a FILTER of `tiny_png` from another address and returns how long
+/// its answer took; panics unless it is a RESULT.
+fn other_client_is_served(server: &ServerProcess) -> Duration {
+    let started = Instant::now();
+    let mut other = Raw::connect_from(OTHER, server.addr);
+    other.send_filter(1, "invert", &tiny_png());
+    let events = other.events_until_terminal(1);
+    let last = events.last().unwrap();
+    assert_eq!(op_of(last), Some(Op::Result), "got {}", describe(last));
+    started.elapsed()
+}
+
+/// A pipeline of `n` medians of radius `r` (a job of many seconds on a
+/// large image, with a checkpoint between every two).
+fn medians(n: usize, r: u32) -> String {
+    vec![format!("median={r}"); n].join(",")
+}
+
+#[test]
+fn costly_requests_are_refused_before_any_work_naming_the_limit() {
+    let server = ServerProcess::start(&["--workers", "1", "--roles", "filter"]);
+    let mut conn = server.connect();
+    // The attack: a 1x1 image blown up, then medians.
+    let one = encode(
+        &Image::from_vec(1, 1, PixelLayout::Gray, vec![7]).unwrap(),
+        ImageFormat::Png,
+        &EncodeOptions::default(),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let attack = format!("resize=4000x4000,{}", medians(31, 50));
+    conn.send_filter(1, &attack, &one);
+    let answer = conn.events_until_terminal(1).pop().unwrap();
+    assert_eq!(
+        error_code(&answer).as_deref(),
+        Some("too_costly"),
+        "{}",
+        describe(&answer)
+    );
+    assert!(
+        message(&answer).contains("--max-request-cost"),
+        "{}",
+        message(&answer)
+    );
+    // More operations than a pipeline may have.
+    conn.send_filter(2, &vec!["invert"; 33].join(","), &one);
+    let answer = conn.events_until_terminal(2).pop().unwrap();
+    assert_eq!(error_code(&answer).as_deref(), Some("bad_ops"));
+    assert!(message(&answer).contains("32"), "{}", message(&answer));
+    // An output over the pixel limit, in the middle of a pipeline.
+    conn.send_filter(3, "invert,resize=20000x20000,resize=10x10", &one);
+    let answer = conn.events_until_terminal(3).pop().unwrap();
+    assert_eq!(error_code(&answer).as_deref(), Some("too_costly"));
+    assert!(
+        message(&answer).contains("--max-pixels"),
+        "{}",
+        message(&answer)
+    );
+    // All refused at once, not after the work.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // What is within the limits still runs.
+    server.assert_serves(&tiny_png(), "resize=400x400,median=3");
+    let status = server.status();
+    assert_eq!(status["jobs_done"], 1, "{status:?}");
+}
+
+#[test]
+fn one_client_flooding_the_queue_does_not_starve_another() {
+    let server = ServerProcess::start(&[
+        "--workers",
+        "1",
+        "--roles",
+        "filter",
+        "--max-queued-per-client",
+        "8",
+    ]);
+    let big = noise_png(1200, 900, 1);
+    // Client A: 3 connections x 6 requests of about 0.2-1 s each.
+    let mut flood: Vec<Raw> = (0..3).map(|_| server.connect()).collect();
+    for (c, conn) in flood.iter_mut().enumerate() {
+        for i in 0..6 {
+            conn.send_filter((c * 100 + i) as u64 + 1, "median=4", &big);
+        }
+    }
+    // Its jobs beyond 8 waiting are refused, to it alone.
+    let mut busy = 0;
+    let mut accepted = 0;
+    let mut pending: Vec<(usize, u64)> = Vec::new();
+    for (c, conn) in flood.iter_mut().enumerate() {
+        for i in 0..6 {
+            let id = (c * 100 + i) as u64 + 1;
+            let first = conn.next_frame();
+            assert_eq!(first.request_id, id);
+            match op_of(&first) {
+                Some(Op::Busy) => {
+                    busy += 1;
+                    assert_eq!(first.header["reason"], "client", "{}", describe(&first));
+                }
+                Some(Op::Accepted) => {
+                    accepted += 1;
+                    pending.push((c, id));
+                }
+                other => panic!("unexpected {other:?}: {}", describe(&first)),
+            }
+        }
+    }
+    assert!(busy >= 18 - 9 - 1, "busy {busy}, accepted {accepted}");
+    // Client B is told it runs next-but-one, and does.
+    let started = Instant::now();
+    let mut other = Raw::connect_from(OTHER, server.addr);
+    other.send_filter(1, "invert", &tiny_png());
+    let accepted_b = other.next_frame();
+    assert_eq!(
+        op_of(&accepted_b),
+        Some(Op::Accepted),
+        "{}",
+        describe(&accepted_b)
+    );
+    let position = accepted_b.header["position"].as_u64().unwrap();
+    assert!(position <= 2, "B told position {position}");
+    let events = other.events_until_terminal(1);
+    assert_eq!(op_of(events.last().unwrap()), Some(Op::Result));
+    let b_took = started.elapsed();
+    // A still had most of its jobs to go when B was done.
+    let status = server.status();
+    let waiting = status["queue_length"].as_u64().unwrap();
+    assert!(
+        waiting + 2 >= accepted as u64 - 2,
+        "B waited behind A's queue: {waiting} of A's {accepted} jobs still waiting after {b_took:?}"
+    );
+    for (c, id) in pending {
+        let last = flood[c].events_until_terminal(id).pop().unwrap();
+        assert_eq!(op_of(&last), Some(Op::Result), "{}", describe(&last));
+    }
+}
+
+#[test]
+fn connections_over_the_caps_are_told_busy_and_closed_never_left_hanging() {
+    let server = ServerProcess::start(&["--roles", "filter", "--max-connections-per-client", "3"]);
+    let held: Vec<Raw> = (0..3).map(|_| server.connect()).collect();
+    // The fourth from this address: told why, then closed.
+    let mut fourth = server.connect();
+    let (frames, end) = fourth.frames_until_closed();
+    assert!(matches!(end, ReadEnd::Eof | ReadEnd::Error(_)));
+    assert_eq!(
+        frames.len(),
+        1,
+        "{:?}",
+        frames.iter().map(describe).collect::<Vec<_>>()
+    );
+    assert_eq!(error_code(&frames[0]).as_deref(), Some("busy"));
+    assert!(message(&frames[0]).contains("--max-connections-per-client"));
+    // Another address is still served, and so are the three.
+    let took = other_client_is_served(&server);
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    for mut conn in held {
+        conn.send_filter(9, "invert", &tiny_png());
+        let last = conn.events_until_terminal(9).pop().unwrap();
+        assert_eq!(op_of(&last), Some(Op::Result));
+    }
+    // The node says what descriptor limit it runs with.
+    assert!(
+        server.log().contains("file-descriptor limit raised"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn a_client_that_half_closes_still_gets_every_result() {
+    let server = ServerProcess::start(&["--workers", "1", "--roles", "filter"]);
+    let mut conn = server.connect();
+    let image = noise_png(300, 200, 2);
+    for id in 1..=3 {
+        conn.send_filter(id, "blur=2", &image);
+    }
+    conn.stream.shutdown(Shutdown::Write).unwrap();
+    let (frames, _) = conn.frames_until_closed();
+    let results: Vec<u64> = frames
+        .iter()
+        .filter(|f| op_of(f) == Some(Op::Result))
+        .map(|f| f.request_id)
+        .collect();
+    assert_eq!(
+        results,
+        vec![1, 2, 3],
+        "{:?}",
+        frames.iter().map(describe).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_vanished_clients_running_job_stops_and_sigterm_waits_at_most_the_drain_timeout() {
+    let mut server = ServerProcess::start(&[
+        "--workers",
+        "1",
+        "--roles",
+        "filter",
+        "--max-request-cost",
+        "600",
+        "--drain-timeout",
+        "2",
+    ]);
+    let big = noise_png(1600, 1200, 3);
+    // A job of tens of seconds; the client dies once it has started.
+    let long = medians(30, 12);
+    let mut conn = server.connect();
+    conn.send_filter(1, &long, &big);
+    loop {
+        let f = conn.next_frame();
+        if op_of(&f) == Some(Op::Started) {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    conn.reset();
+    // The one worker is free again within a checkpoint or two.
+    let took = other_client_is_served(&server);
+    assert!(took < Duration::from_secs(15), "the job went on: {took:?}");
+    assert!(
+        wait_until(Duration::from_secs(5), || server
+            .log()
+            .contains("client gone")),
+        "{}",
+        server.log()
+    );
+
+    // A job still running at SIGTERM: the node exits after the drain timeout.
+    let mut conn = server.connect();
+    conn.send_filter(2, &long, &big);
+    loop {
+        if op_of(&conn.next_frame()) == Some(Op::Started) {
+            break;
+        }
+    }
+    let stopping = Instant::now();
+    server.terminate();
+    let status = server.wait_exit(Duration::from_secs(20));
+    assert!(status.is_some(), "still running 20 s after SIGTERM");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        stopping.elapsed()
+    );
+    assert!(server.log().contains("drain timeout"), "{}", server.log());
+}
+
+#[test]
+fn uploads_wait_within_the_memory_budget_and_small_requests_still_pass() {
+    const BUDGET_MIB: u64 = 64;
+    let budget = format!("{BUDGET_MIB}MiB");
+    let server = ServerProcess::start(&[
+        "--roles",
+        "filter",
+        "--memory-budget",
+        &budget,
+        "--max-frame",
+        "200000000",
+        "--frame-timeout",
+        "6",
+    ]);
+    let pid = server.pid();
+    let before = proc_kib(pid, "VmRSS:");
+    // A frame larger than the whole budget: refused at once.
+    let mut conn = server.connect();
+    conn.send_bytes(&150_000_000u32.to_be_bytes()).unwrap();
+    let (frames, _) = conn.frames_until_closed();
+    assert_eq!(error_code(&frames[0]).as_deref(), Some("frame_too_large"));
+    assert!(
+        message(&frames[0]).contains("--memory-budget"),
+        "{}",
+        message(&frames[0])
+    );
+
+    // Eight uploads of 60 MB frames, 40 MB sent of each (320 MB if held).
+    let head = filter_frame(1, "invert", &vec![0u8; 60_000_000]).to_bytes();
+    let senders: Vec<_> = (0..8)
+        .map(|_| {
+            let mut raw = server.connect();
+            let part = head[..40_000_000].to_vec();
+            std::thread::spawn(move || {
+                let _ = raw.stream.set_write_timeout(Some(Duration::from_secs(10)));
+                let _ = raw.stream.write_all(&part);
+                std::thread::sleep(Duration::from_secs(8));
+                drop(raw);
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    // Small requests are still read and answered.
+    let took = other_client_is_served(&server);
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    let peak = proc_kib(pid, "VmHWM:");
+    let grew_mib = peak.saturating_sub(before) / 1024;
+    assert!(
+        grew_mib <= BUDGET_MIB + 48,
+        "the node grew by {grew_mib} MiB with a budget of {BUDGET_MIB} MiB"
+    );
+    for s in senders {
+        let _ = s.join();
+    }
+    // Once the uploads are gone (frame timeout), everything is given back.
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            server.status()["jobs_done"].as_u64() == Some(1)
+        }),
+        "{:?}",
+        server.status()
+    );
+    server.assert_serves(&tiny_png(), "invert");
+}
+
+#[test]
+fn a_client_that_never_reads_is_closed_after_the_write_timeout() {
+    let server = ServerProcess::start(&[
+        "--workers",
+        "2",
+        "--roles",
+        "filter",
+        "--write-timeout",
+        "2",
+    ]);
+    // Requests whose results (about 6 MB each) it never reads.
+    let image = noise_png(1400, 1400, 4);
+    let mut conn = server.connect();
+    let _ = conn.stream.set_write_timeout(Some(Duration::from_secs(20)));
+    for id in 1..=12 {
+        if conn
+            .stream
+            .write_all(&filter_frame(id, "invert", &image).to_bytes())
+            .is_err()
+        {
+            break;
+        }
+    }
+    // Others are served meanwhile.
+    let took = other_client_is_served(&server);
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    // The node closes it: reading now finds the end within a few seconds.
+    std::thread::sleep(Duration::from_secs(6));
+    let _ = conn.stream.set_read_timeout(Some(Duration::from_secs(20)));
+    let (frames, end) = conn.frames_until_closed();
+    let results = frames
+        .iter()
+        .filter(|f| op_of(f) == Some(Op::Result))
+        .count();
+    assert!(
+        results < 12,
+        "all {results} results were kept for it ({end:?})"
+    );
+    server.assert_serves(&tiny_png(), "invert");
+}
