@@ -7,6 +7,7 @@ use ocellus_imaging::{Image, PixelLayout};
 use thiserror::Error;
 
 use crate::ImageFormat;
+use crate::inspect::{check, inspect, scan_limit};
 
 /// Upper bounds checked against the image header before decoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,13 +16,24 @@ pub struct DecodeLimits {
     pub max_pixels: u64,
     /// Largest accepted width or height (default 65535).
     pub max_dimension: u32,
+    /// Largest peak memory one decode may allocate, as estimated by
+    /// [`crate::inspect`] (default 1 GiB; the node's `--max-decode-bytes`).
+    pub max_decode_bytes: u64,
 }
+
+/// The default [`DecodeLimits::max_decode_bytes`]: 1 GiB, enough for the
+/// costliest ordinary file at the pixel limit (a 100 MP 8-bit RGBA PNG
+/// needs 400 MB; a 100 MP progressive 4:2:0 JPEG 750 MB) while refusing
+/// 16-bit RGBA (1.2 GB) and lossless RGB WebP (700 MB is accepted, 1 GiB
+/// bounds it) beyond that.
+pub const DEFAULT_MAX_DECODE_BYTES: u64 = 1 << 30;
 
 impl Default for DecodeLimits {
     fn default() -> Self {
         DecodeLimits {
             max_pixels: 100_000_000,
             max_dimension: 65_535,
+            max_decode_bytes: DEFAULT_MAX_DECODE_BYTES,
         }
     }
 }
@@ -66,6 +78,28 @@ pub enum DecodeError {
         /// Declared height.
         height: u32,
     },
+    /// Decoding would allocate more memory than the limit allows.
+    #[error(
+        "image too costly to decode: it needs {needed} bytes ({} MB) of memory, the limit is {limit} bytes ({} MB, --max-decode-bytes)",
+        needed.div_ceil(1_000_000),
+        limit / 1_000_000
+    )]
+    TooCostly {
+        /// Peak bytes the decode would allocate.
+        needed: u64,
+        /// The limit in force (bytes).
+        limit: u64,
+    },
+    /// A progressive JPEG has more scans than its size allows.
+    #[error(
+        "JPEG has too many scans: {scans}, the limit for an image of this size is {limit} (each scan is a pass over the whole image)"
+    )]
+    TooManyScans {
+        /// Start-of-scan markers in the file.
+        scans: u32,
+        /// The limit for this image's size.
+        limit: u32,
+    },
     /// The data is corrupt or truncated, or uses an unsupported feature.
     #[error("cannot decode {format} image: {message}")]
     Corrupt {
@@ -106,48 +140,42 @@ fn png_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
     Some((w, h))
 }
 
-fn corrupt(format: ImageFormat, e: impl std::fmt::Display) -> DecodeError {
+pub(crate) fn corrupt(format: ImageFormat, e: impl std::fmt::Display) -> DecodeError {
     DecodeError::Corrupt {
         format,
         message: e.to_string(),
     }
 }
 
-fn check_limits(width: u32, height: u32, limits: &DecodeLimits) -> Result<(), DecodeError> {
-    if width == 0 || height == 0 {
-        return Err(DecodeError::Empty { width, height });
-    }
-    if width > limits.max_dimension || height > limits.max_dimension {
-        return Err(DecodeError::TooLarge {
-            width,
-            height,
-            max_dimension: limits.max_dimension,
-        });
-    }
-    if width as u64 * height as u64 > limits.max_pixels {
-        return Err(DecodeError::TooManyPixels {
-            width,
-            height,
-            max_pixels: limits.max_pixels,
-        });
-    }
-    Ok(())
-}
+/// The most scans of a JPEG that is decoded again by the `image` crate when
+/// libjpeg-turbo refuses it: libjpeg-turbo's and mozjpeg's progressive
+/// scripts write 10 (the shared photos have at most 10). The fallback costs
+/// 1.45 ms per scan-megapixel (`decode_peak fallback`, 8000x8000, 100
+/// scans: 9.3 s), more than libjpeg-turbo itself.
+const FALLBACK_MAX_SCANS: u32 = 16;
 
 /// Decodes an encoded image (JPEG, PNG, WebP, GIF first frame, BMP, TIFF,
 /// PNM) into an 8-bit [`Image`], upright according to its EXIF orientation.
 ///
-/// The declared size is checked against `limits` before any pixel memory is
+/// The header is read with [`inspect`] and checked with [`check`] against
+/// `limits` (size, decode memory, JPEG scans) before any pixel memory is
 /// allocated.
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<(Image, ImageFormat), DecodeError> {
-    let (format, width, height) = read_dimensions(bytes)?;
-    check_limits(width, height, limits)?;
+    let info = inspect(bytes)?;
+    check(&info, limits)?;
+    let format = info.format;
     if format == ImageFormat::Jpeg {
         // libjpeg-turbo first (fast, and the pixels OpenCV sees); the image
         // crate's decoder as a fallback for what it refuses (CMYK, files
         // with recoverable damage).
-        let turbo = match crate::jpeg::decode(bytes) {
+        let dims = (info.width, info.height);
+        let turbo = match crate::jpeg::decode(bytes, dims, scan_limit(info.pixels())) {
             Ok(image) => Ok(image),
+            // A file with more scans than encoders write has cost one full
+            // decode already; it is not decoded a second time.
+            Err(message) if info.scans > FALLBACK_MAX_SCANS => {
+                Err(DecodeError::Corrupt { format, message })
+            }
             Err(message) => decode_with_image_crate(bytes, format, limits)
                 .map(|(image, _)| image)
                 .map_err(|_| DecodeError::Corrupt { format, message }),
@@ -190,8 +218,9 @@ fn decode_with_image_crate(
     let mut lim = image::Limits::default();
     lim.max_image_width = Some(limits.max_dimension);
     lim.max_image_height = Some(limits.max_dimension);
-    // Room for a 16-bit RGBA decode of the largest accepted image.
-    lim.max_alloc = Some(limits.max_pixels.saturating_mul(8).saturating_add(1 << 26));
+    // The image crate checks each of its allocations against this; the
+    // whole decode has been checked against the same budget by `check`.
+    lim.max_alloc = Some(limits.max_decode_bytes);
     reader.limits(lim);
     let mut decoder = reader.into_decoder().map_err(|e| corrupt(format, e))?;
     let orientation = decoder.orientation().ok();

@@ -11,10 +11,6 @@
 use ocellus_imaging::{Image, PixelLayout};
 use turbojpeg::{Colorspace, Compressor, Decompressor, PixelFormat, Subsamp};
 
-/// Progressive files can hold thousands of scans, each a full pass: a cheap
-/// way to burn CPU. Real encoders use at most a few dozen.
-const MAX_SCANS: u32 = 500;
-
 /// Width and height from the JPEG header.
 pub(crate) fn dimensions(bytes: &[u8]) -> Result<(u32, u32), String> {
     let header = turbojpeg::read_header(bytes).map_err(|e| e.to_string())?;
@@ -23,19 +19,130 @@ pub(crate) fn dimensions(bytes: &[u8]) -> Result<(u32, u32), String> {
     Ok((w, h))
 }
 
+/// What the marker segments of a JPEG declare.
+#[derive(Debug)]
+pub(crate) struct Header {
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    /// Horizontal and vertical sampling factors of each component.
+    pub(crate) components: Vec<(u8, u8)>,
+    /// Whether the frame is progressive (SOF2, SOF6, SOF10, SOF14).
+    pub(crate) progressive: bool,
+    /// Start-of-scan markers in the file.
+    pub(crate) scans: u32,
+}
+
+/// Walks the marker segments of a JPEG, skipping entropy-coded data, to
+/// read the frame header and count the scans. One pass, no allocation
+/// beyond the component list. The walk stops quietly at a truncation
+/// after the frame header (libjpeg-turbo decodes truncated files, the
+/// missing rows grey); a file without a frame header is an error.
+pub(crate) fn walk(bytes: &[u8]) -> Result<Header, String> {
+    if bytes.get(..2) != Some(&[0xFF, 0xD8]) {
+        return Err("missing start-of-image marker".into());
+    }
+    let mut header: Option<Header> = None;
+    let mut scans = 0u32;
+    let mut i = 2usize;
+    loop {
+        // Markers may be preceded by any number of 0xFF fill bytes.
+        while bytes.get(i) == Some(&0xFF) && bytes.get(i + 1) == Some(&0xFF) {
+            i += 1;
+        }
+        let (Some(&0xFF), Some(&marker)) = (bytes.get(i), bytes.get(i + 1)) else {
+            break; // truncated, or garbage where a marker should be
+        };
+        i += 2;
+        match marker {
+            0xD9 => break,                  // end of image
+            0x01 | 0xD0..=0xD7 => continue, // no length
+            _ => {}
+        }
+        let Some(len) = bytes
+            .get(i..i + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
+        else {
+            break;
+        };
+        if len < 2 {
+            return Err(format!("marker 0x{marker:02X} has a length below 2"));
+        }
+        let body = bytes.get(i + 2..(i + len).min(bytes.len())).unwrap_or(&[]);
+        let sof = matches!(marker, 0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF);
+        if sof && header.is_none() {
+            header = Some(frame_header(marker, body)?);
+        }
+        i += len;
+        if marker == 0xDA {
+            scans = scans.saturating_add(1);
+            i = skip_entropy_data(bytes, i);
+        }
+    }
+    let mut header = header.ok_or_else(|| "no frame header (SOF marker)".to_string())?;
+    header.scans = scans;
+    Ok(header)
+}
+
+fn frame_header(marker: u8, body: &[u8]) -> Result<Header, String> {
+    let short = || "truncated frame header".to_string();
+    let fixed = body.get(..6).ok_or_else(short)?;
+    let height = u16::from_be_bytes([fixed[1], fixed[2]]) as u32;
+    let width = u16::from_be_bytes([fixed[3], fixed[4]]) as u32;
+    let count = fixed[5] as usize;
+    if count == 0 {
+        return Err("frame header declares no components".into());
+    }
+    let specs = body.get(6..6 + 3 * count).ok_or_else(short)?;
+    let components = specs
+        .chunks_exact(3)
+        .map(|c| (c[1] >> 4, c[1] & 0x0F))
+        .collect();
+    Ok(Header {
+        width,
+        height,
+        components,
+        progressive: matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE),
+        scans: 0,
+    })
+}
+
+/// The index of the first marker after entropy-coded data starting at `i`
+/// (stuffed `FF 00` and restart markers belong to the data).
+fn skip_entropy_data(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() {
+        match bytes[i..].iter().position(|&b| b == 0xFF) {
+            None => return bytes.len(),
+            Some(k) => i += k,
+        }
+        match bytes.get(i + 1) {
+            Some(0x00 | 0xD0..=0xD7) => i += 2,
+            Some(0xFF) => i += 1,
+            _ => return i,
+        }
+    }
+    i
+}
+
 /// Decodes to Gray (greyscale files) or Rgb. The caller has checked the
-/// size limits from the header.
-pub(crate) fn decode(bytes: &[u8]) -> Result<Image, String> {
+/// size limits from the header, and `scan_limit` is the number of scans
+/// libjpeg-turbo may read (a second fence behind [`crate::check`]).
+pub(crate) fn decode(bytes: &[u8], expected: (u32, u32), scan_limit: u32) -> Result<Image, String> {
     let mut decompressor = Decompressor::new().map_err(|e| e.to_string())?;
     let header = decompressor.read_header(bytes).map_err(|e| e.to_string())?;
     decompressor
-        .set_scan_limit(MAX_SCANS)
+        .set_scan_limit(scan_limit)
         .map_err(|e| e.to_string())?;
     let (layout, format) = match header.colorspace {
         Colorspace::Gray => (PixelLayout::Gray, PixelFormat::GRAY),
         _ => (PixelLayout::Rgb, PixelFormat::RGB),
     };
     let (w, h) = (header.width, header.height);
+    if (w, h) != (expected.0 as usize, expected.1 as usize) {
+        return Err(format!(
+            "libjpeg-turbo reads {w}x{h} where the frame header declares {}x{}",
+            expected.0, expected.1
+        ));
+    }
     let mut pixels = vec![0u8; w * h * layout.channels()];
     let target = turbojpeg::Image {
         pixels: pixels.as_mut_slice(),

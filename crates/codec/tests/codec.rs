@@ -144,6 +144,7 @@ fn decompression_bomb_is_refused_from_the_header() {
     let limits = DecodeLimits {
         max_pixels: 1000,
         max_dimension: 65_535,
+        ..DecodeLimits::default()
     };
     let img = gradient(40, 30, PixelLayout::Rgb);
     let bytes = encode(&img, ImageFormat::Jpeg, &EncodeOptions::default()).unwrap();
