@@ -12,21 +12,22 @@ use crate::{Cancel, Cancelled, Image};
 // Fitted to the one-thread CPU times of
 // `nice -n 10 cargo run --release -p ocellus-imaging --example cost_table`
 // (median=1..50 on 1920x1080 RGB, 2026-12-02; docs/limits-cost.md). The
-// time depends on the content: on gradients plus noise 72 ns per sample at
-// r=1, 75-79 at r=3 and r=10, 226 at r=50; on flat white 131 at r=1 and 707
-// at r=50 (every update hits the same bin, so they wait on each other, and
-// the median scan walks all 256 bins). The figures sit between the two, so
-// that both stay within about 2x: flat white at r=50 is the one case near
-// 2x under (a 1x1 image resized up is flat, so that is the case a hostile
-// pipeline gets).
+// time depends on the content: on gradients plus noise 72-93 ns per sample
+// at r=1, 75-116 at r=3 and r=10, 226-348 at r=50; on flat white 131-160 at
+// r=1 and 707-840 at r=50 (every update hits the same bin, so they wait on
+// each other, and the median scan walks all 256 bins). The spread is the
+// machine's load from run to run. The figures sit between the two contents
+// so that both stay within about 2x; flat white at large radii is the one
+// case near 2x under (a 1x1 image resized up is flat, so it is the case a
+// hostile pipeline gets).
 
 /// Single-thread ns of one histogram update (one increment or decrement)
-/// of [`median_filter`]: 0.8 measured on noisy content, 2.9 on flat.
-pub const COST_NS_PER_UPDATE: f64 = 1.35;
+/// of [`median_filter`]: 0.8-1.2 measured on noisy content, 2.9-3.4 on flat.
+pub const COST_NS_PER_UPDATE: f64 = 1.6;
 
 /// Single-thread ns of finding one median in the histogram (a scan of up to
-/// 256 bins): about 70 measured on mid-grey content, 125 on white.
-pub const COST_NS_PER_MEDIAN: f64 = 88.0;
+/// 256 bins): 70-85 measured on mid-grey content, 125-150 on white.
+pub const COST_NS_PER_MEDIAN: f64 = 100.0;
 
 /// Estimated single-thread ns of [`median_filter`] on a `width` x `height`
 /// image with `channels` channels: per row and channel, (2r+1)^2 updates
