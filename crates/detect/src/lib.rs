@@ -13,11 +13,18 @@
 //! ```
 //!
 //! Pure computation: reading cascade files from disk is the caller's job.
+//!
+//! Bounded cost: [`detect_cost_ns`] estimates, from the image size alone,
+//! the single-thread time of a detection (an upper-ish bound: the time per
+//! window was measured on the content that is slowest to reject), and
+//! [`detect_cancellable`] stops between pyramid levels and between window
+//! rows once its [`Cancel`] token is raised. See docs/limits-cost.md.
 
 #![warn(missing_docs)]
 
 mod boost;
 mod cascade;
+mod cost;
 pub mod draw;
 pub mod group;
 mod haar;
@@ -32,12 +39,13 @@ mod xml;
 use std::borrow::Cow;
 
 use ocellus_imaging::filter::grayscale::to_gray;
-use ocellus_imaging::{Image, PixelLayout};
+use ocellus_imaging::{Cancel, Cancelled, Image, PixelLayout};
 use thiserror::Error;
 
 pub use cascade::{
     Cascade, CascadeError, FeatureKind, HaarFeature, LbpFeature, Node, Stage, Tree, WeightedRect,
 };
+pub use cost::{DetectWork, detect_cost_ns, detect_work};
 pub use lbp::lbp_code;
 
 /// OpenCV's grouping tolerance (`GROUP_EPS` in `detectMultiScale`).
@@ -88,6 +96,15 @@ pub enum DetectError {
     /// The scale factor is not a number greater than 1.
     #[error("scale factor must be greater than 1 (got {0})")]
     ScaleFactor(f64),
+    /// The [`Cancel`] token was raised; the partial result was dropped.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl From<Cancelled> for DetectError {
+    fn from(_: Cancelled) -> Self {
+        DetectError::Cancelled
+    }
 }
 
 fn gray_of(image: &Image) -> Cow<'_, Image> {
@@ -106,6 +123,17 @@ pub fn detect_candidates(
     image: &Image,
     params: &DetectParams,
 ) -> Result<Vec<Rect>, DetectError> {
+    detect_candidates_cancellable(cascade, image, params, &Cancel::never())
+}
+
+/// [`detect_candidates`], polling `cancel` before each pyramid level and
+/// each window row: [`DetectError::Cancelled`] once it is raised.
+pub fn detect_candidates_cancellable(
+    cascade: &Cascade,
+    image: &Image,
+    params: &DetectParams,
+    cancel: &Cancel,
+) -> Result<Vec<Rect>, DetectError> {
     if params.scale_factor.is_nan() || params.scale_factor <= 1.0 {
         return Err(DetectError::ScaleFactor(params.scale_factor));
     }
@@ -118,7 +146,15 @@ pub fn detect_candidates(
         params.min_size,
         params.max_size,
     );
-    Ok(scan::scan_levels(cascade, gray.as_bytes(), w, h, &levels))
+    cancel.check()?;
+    Ok(scan::scan_levels(
+        cascade,
+        gray.as_bytes(),
+        w,
+        h,
+        &levels,
+        cancel,
+    )?)
 }
 
 /// Detects objects as OpenCV's `detectMultiScale(gray, scaleFactor,
@@ -130,7 +166,19 @@ pub fn detect(
     image: &Image,
     params: &DetectParams,
 ) -> Result<Vec<Rect>, DetectError> {
-    let raw = detect_candidates(cascade, image, params)?;
+    detect_cancellable(cascade, image, params, &Cancel::never())
+}
+
+/// [`detect`], polling `cancel` before each pyramid level and each window
+/// row: [`DetectError::Cancelled`] once it is raised. When not cancelled
+/// the boxes are exactly [`detect`]'s.
+pub fn detect_cancellable(
+    cascade: &Cascade,
+    image: &Image,
+    params: &DetectParams,
+    cancel: &Cancel,
+) -> Result<Vec<Rect>, DetectError> {
+    let raw = detect_candidates_cancellable(cascade, image, params, cancel)?;
     let grouped = group::group_rectangles(&raw, params.min_neighbors, GROUP_EPS);
     Ok(group::clip_to_image(
         &grouped,

@@ -3,6 +3,7 @@
 //! raw candidates come back in OpenCV's single-thread order (by level, then
 //! row, then column), whatever the number of threads.
 
+use ocellus_imaging::{Cancel, Cancelled};
 use rayon::prelude::*;
 
 use crate::Rect;
@@ -13,19 +14,24 @@ use crate::tables::LevelTables;
 use crate::{haar, lbp};
 
 /// Raw detections of all `levels` of a grey image (`width` x `height`,
-/// packed rows), before grouping.
+/// packed rows), before grouping. `cancel` is polled before each level,
+/// after its tables are built and before each window row; once it is
+/// raised the remaining work is skipped and `Err(Cancelled)` returned.
 pub(crate) fn scan_levels(
     cascade: &Cascade,
     gray: &[u8],
     width: usize,
     height: usize,
     levels: &[Level],
-) -> Vec<Rect> {
-    levels
+    cancel: &Cancel,
+) -> Result<Vec<Rect>, Cancelled> {
+    let found = levels
         .par_iter()
-        .map(|level| scan_level(cascade, gray, width, height, level))
+        .map(|level| scan_level(cascade, gray, width, height, level, cancel))
         .collect::<Vec<_>>()
-        .concat()
+        .concat();
+    cancel.check()?;
+    Ok(found)
 }
 
 fn scan_level(
@@ -34,7 +40,11 @@ fn scan_level(
     width: usize,
     height: usize,
     level: &Level,
+    cancel: &Cancel,
 ) -> Vec<Rect> {
+    if cancel.is_cancelled() {
+        return Vec::new();
+    }
     let (win_w, win_h) = (cascade.width as usize, cascade.height as usize);
     let (lw, lh) = (level.width, level.height);
     if lw < win_w || lh < win_h {
@@ -49,12 +59,16 @@ fn scan_level(
     };
     let haar = cascade.kind == FeatureKind::Haar;
     let tables = LevelTables::new(pixels, lw, lh, haar, haar && cascade.has_tilted_features());
+    if cancel.is_cancelled() {
+        return Vec::new();
+    }
 
     // Window origins: x in 0..=lw - W, y in 0..=lh - H, in steps.
     let step = if level.factor >= 2.0 { 1 } else { 2 };
     let last_x = lw - win_w;
     let max_origin = (lh - win_h) * tables.stride + last_x;
     let rows = Rows {
+        cancel,
         count: (lh - win_h) / step + 1,
         step,
         stride: tables.stride,
@@ -78,7 +92,9 @@ fn scan_level(
 }
 
 /// The window rows of one level.
-struct Rows {
+struct Rows<'a> {
+    /// Polled before each row.
+    cancel: &'a Cancel,
     /// Number of rows.
     count: usize,
     /// Distance between rows and between windows of a row.
@@ -93,13 +109,16 @@ struct Rows {
     window: Rect,
 }
 
-impl Rows {
+impl Rows<'_> {
     /// Classifies every row in parallel; the detections in original-image
     /// coordinates, by row, then column.
     fn scan<F: WeakFeature>(&self, c: &BoostedLevel<'_, F>) -> Vec<Rect> {
         (0..self.count)
             .into_par_iter()
             .map(|row| {
+                if self.cancel.is_cancelled() {
+                    return Vec::new();
+                }
                 let y = row * self.step;
                 let mut xs = Vec::new();
                 c.scan_row(y * self.stride, self.last_x, self.step, &mut xs);

@@ -390,3 +390,87 @@ fn bad_scale_factor_is_an_error() {
         assert!(detect_candidates(&c, &image, &p).is_err());
     }
 }
+
+mod cancellation {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use ocellus_detect::{
+        Cascade, DetectError, DetectParams, detect, detect_cancellable, detect_cost_ns, detect_work,
+    };
+    use ocellus_imaging::{Cancel, Image, PixelLayout};
+
+    const LBP: &str = "/usr/share/opencv4/lbpcascades/lbpcascade_frontalface_improved.xml";
+
+    fn cascade() -> Option<Cascade> {
+        let xml = std::fs::read_to_string(LBP).ok().or_else(|| {
+            eprintln!("skipping: {LBP} not found (apt-get install opencv-data)");
+            None
+        })?;
+        Some(Cascade::from_xml(&xml).expect("installed cascade loads"))
+    }
+
+    fn noise(w: u32, h: u32) -> Image {
+        let data = ocellus_testdata::noise_bytes(5, w as usize * h as usize);
+        Image::from_vec(w, h, PixelLayout::Gray, data).unwrap()
+    }
+
+    #[test]
+    fn a_raised_flag_stops_detection_at_once() {
+        let Some(cascade) = cascade() else { return };
+        let cancel = Cancel::new(Arc::new(AtomicBool::new(true)));
+        let img = noise(300, 200);
+        let params = DetectParams::default();
+        assert_eq!(
+            detect_cancellable(&cascade, &img, &params, &cancel),
+            Err(DetectError::Cancelled)
+        );
+        // Not cancelled: the same boxes as detect.
+        let never = detect_cancellable(&cascade, &img, &params, &Cancel::never());
+        assert_eq!(never, detect(&cascade, &img, &params));
+        // Invalid parameters are still reported as such.
+        let bad = DetectParams {
+            scale_factor: 1.0,
+            ..params
+        };
+        assert!(matches!(
+            detect_cancellable(&cascade, &img, &bad, &Cancel::never()),
+            Err(DetectError::ScaleFactor(_))
+        ));
+    }
+
+    #[test]
+    fn cancelling_from_another_thread_stops_a_long_detection() {
+        let Some(cascade) = cascade() else { return };
+        // Seconds in a debug build: it cannot end before the flag goes up.
+        let img = Image::filled(3000, 2000, PixelLayout::Gray, 128);
+        let flag = Arc::new(AtomicBool::new(false));
+        let cancel = Cancel::new(flag.clone());
+        let raiser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            flag.store(true, Ordering::Relaxed);
+        });
+        let result = detect_cancellable(&cascade, &img, &DetectParams::default(), &cancel);
+        raiser.join().unwrap();
+        assert_eq!(result, Err(DetectError::Cancelled));
+    }
+
+    #[test]
+    fn the_cost_estimate_grows_with_the_image_and_shrinks_with_min_size() {
+        let Some(cascade) = cascade() else { return };
+        let params = DetectParams::default();
+        let small = detect_cost_ns(&cascade, 640, 480, &params);
+        let large = detect_cost_ns(&cascade, 1280, 960, &params);
+        assert!(small > 0 && large > 3 * small, "{small} {large}");
+        let min = DetectParams {
+            min_size: (100, 100),
+            ..params
+        };
+        assert!(detect_cost_ns(&cascade, 1280, 960, &min) < large);
+        // Smaller than the window: nothing to scan.
+        assert_eq!(detect_work(&cascade, 10, 10, &params).windows, 0);
+        // 100 megapixels is seconds of work, not milliseconds.
+        assert!(detect_cost_ns(&cascade, 10_000, 10_000, &params) > 1_000_000_000);
+    }
+}

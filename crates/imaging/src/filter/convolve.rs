@@ -26,7 +26,7 @@
 
 use rayon::prelude::*;
 
-use crate::Image;
+use crate::{Cancel, Cancelled, Image};
 
 /// Fixed-point one: weights sum to exactly 2^15.
 const ONE: i32 = 1 << 15;
@@ -38,23 +38,44 @@ const INTERMEDIATE_BITS: u32 = 6;
 /// of a parallel job costs more than it saves.
 const PARALLEL_MIN_PIXELS: usize = 1 << 16;
 
+// The cost figures below were fitted to the one-thread CPU times of
+// `nice -n 10 cargo run --release -p ocellus-imaging --example cost_table`
+// (blur=1..100 and box=1..500 on 1920x1080 RGB, 2026-12-02, on the shared
+// 2-core Xeon, 2 MiB of L2 per core): 0.30 ns per sample at box=1, 0.78 at
+// box=5, 2.0 at blur=5 (16 taps), 7.5-7.7 at box=50 / blur=20 (51-61 taps),
+// then 106 at blur=100 (301 taps) and 237 at box=500 (501 taps), whose rings
+// of 3.5-5.8 MB no longer fit in L2. The table is in docs/limits-cost.md.
+
 /// Single-thread cost of [`convolve_separable`], ns per sample (channel
 /// value), apart from the taps: ring copies, border padding, rounding.
-/// Measured with `RAYON_NUM_THREADS=1 cargo run --release -p ocellus-imaging
-/// --example cost_table` (see docs/limits-cost.md).
-pub const COST_NS_PER_SAMPLE: f64 = 0.5;
+pub const COST_NS_PER_SAMPLE: f64 = 0.05;
 
-/// Single-thread cost of one kernel tap of [`convolve_separable`] (the
-/// vertical and the horizontal pass together), ns per sample; a radius-r
-/// kernel has r + 1 distinct taps. Same measurement as [`COST_NS_PER_SAMPLE`].
-pub const COST_NS_PER_SAMPLE_TAP: f64 = 0.1;
+/// Single-thread cost of one kernel tap (the vertical and the horizontal
+/// pass together), ns per sample, while the ring of 2r+1 rows fits in
+/// [`CACHED_RING_BYTES`]; a radius-r kernel has r + 1 distinct taps.
+pub const COST_NS_PER_SAMPLE_TAP: f64 = 0.13;
 
-/// Estimated single-thread ns per sample of a convolution of radius `radius`.
-pub fn cost_ns_per_sample(radius: usize) -> f64 {
+/// The same when the ring is larger than [`CACHED_RING_BYTES`] and the
+/// vertical pass reads from L3 or memory.
+pub const COST_NS_PER_SAMPLE_TAP_UNCACHED: f64 = 0.45;
+
+/// Ring size up to which the cheaper tap cost applies (half of the measuring
+/// machine's 2 MiB L2 per core).
+pub const CACHED_RING_BYTES: usize = 1 << 20;
+
+/// Estimated single-thread ns per sample of a convolution of radius
+/// `radius` over rows of `row_len` bytes (width x channels).
+pub fn cost_ns_per_sample(radius: usize, row_len: usize) -> f64 {
     if radius == 0 {
         return 0.0;
     }
-    COST_NS_PER_SAMPLE + COST_NS_PER_SAMPLE_TAP * (radius + 1) as f64
+    let ring = (2 * radius + 1).saturating_mul(row_len);
+    let tap = if ring <= CACHED_RING_BYTES {
+        COST_NS_PER_SAMPLE_TAP
+    } else {
+        COST_NS_PER_SAMPLE_TAP_UNCACHED
+    };
+    COST_NS_PER_SAMPLE + tap * (radius + 1) as f64
 }
 
 /// Bytes [`convolve_separable`] allocates besides the image for a
@@ -161,8 +182,21 @@ pub(crate) fn reflect_101(i: isize, n: usize) -> usize {
 /// Convolves every channel of `image` with `kernel` vertically and
 /// horizontally, in place.
 pub fn convolve_separable(image: &mut Image, kernel: &SymmetricKernel) {
+    if convolve_separable_cancellable(image, kernel, &Cancel::never()).is_err() {
+        unreachable!("Cancel::never() is never raised");
+    }
+}
+
+/// [`convolve_separable`], polling `cancel` before each output row of every
+/// band: once it is raised the bands stop and `Err(Cancelled)` is returned
+/// (the image is then partly filtered and should be dropped).
+pub fn convolve_separable_cancellable(
+    image: &mut Image,
+    kernel: &SymmetricKernel,
+    cancel: &Cancel,
+) -> Result<(), Cancelled> {
     if kernel.radius() == 0 {
-        return;
+        return Ok(());
     }
     let plan = Plan::new(image, kernel);
     let height = image.height() as usize;
@@ -178,8 +212,8 @@ pub fn convolve_separable(image: &mut Image, kernel: &SymmetricKernel) {
 
     if bands == 1 {
         let mut scratch = Scratch::new(&plan);
-        plan.run_band(data, 0, height, &[], &mut scratch);
-        return;
+        plan.run_band(data, 0, height, &[], &mut scratch, cancel);
+        return cancel.check();
     }
 
     // Rows each band needs from outside itself, copied before any band writes.
@@ -201,8 +235,9 @@ pub fn convolve_separable(image: &mut Image, kernel: &SymmetricKernel) {
             let y0 = b * rows_per_band;
             let y1 = y0 + band.len() / row_len;
             let mut scratch = Scratch::new(&plan);
-            plan.run_band(band, y0, y1, halo, &mut scratch);
+            plan.run_band(band, y0, y1, halo, &mut scratch, cancel);
         });
+    cancel.check()
 }
 
 /// Everything about one convolution that does not change between rows.
@@ -265,7 +300,8 @@ impl Plan {
     }
 
     /// Convolves output rows `y0..y1`, stored in `band` (which starts at row
-    /// `y0`); rows outside the band come from `halo`.
+    /// `y0`); rows outside the band come from `halo`. Stops early, leaving
+    /// the rest of the band unfiltered, once `cancel` is raised.
     fn run_band(
         &self,
         band: &mut [u8],
@@ -273,11 +309,15 @@ impl Plan {
         y1: usize,
         halo: &[(usize, Vec<u8>)],
         s: &mut Scratch,
+        cancel: &Cancel,
     ) {
         let row_len = self.width * self.channels;
         let r = self.radius;
         let slots = 2 * r + 1;
         for y in y0..y1 {
+            if cancel.is_cancelled() {
+                return;
+            }
             // Make sure every source row in [y-r, y+r] (clipped) is in the ring.
             // Rows of the band are copied before the band overwrites them: row
             // p is first needed at output row p - r < p.

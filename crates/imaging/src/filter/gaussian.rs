@@ -1,7 +1,7 @@
 //! Gaussian blur.
 
-use super::convolve::{SymmetricKernel, convolve_separable};
-use crate::Image;
+use super::convolve::{SymmetricKernel, convolve_separable_cancellable};
+use crate::{Cancel, Cancelled, Image};
 
 /// The sampled Gaussian kernel OpenCV uses for 8-bit images: 2r+1 taps with
 /// 2r+1 = round(6 sigma + 1) made odd (31 taps at sigma 5), weights
@@ -26,8 +26,9 @@ pub fn kernel_radius(sigma: f32) -> usize {
 /// Estimated single-thread ns per sample of [`gaussian_blur`]: the
 /// convolution's cost at the kernel's radius (see
 /// [`convolve::cost_ns_per_sample`](super::convolve::cost_ns_per_sample)).
-pub fn cost_ns_per_sample(sigma: f32) -> f64 {
-    super::convolve::cost_ns_per_sample(kernel_radius(sigma))
+/// `row_len` is the image's width x channels.
+pub fn cost_ns_per_sample(sigma: f32, row_len: usize) -> f64 {
+    super::convolve::cost_ns_per_sample(kernel_radius(sigma), row_len)
 }
 
 /// Blurs every channel with a Gaussian of standard deviation `sigma`
@@ -35,10 +36,22 @@ pub fn cost_ns_per_sample(sigma: f32) -> f64 {
 /// `GaussianBlur(img, (0, 0), sigma)`), borders reflected as OpenCV's
 /// BORDER_REFLECT_101. Sigma below about 0.1 leaves the image unchanged.
 pub fn gaussian_blur(image: &mut Image, sigma: f32) {
-    if sigma.is_nan() || sigma <= 0.0 {
-        return;
+    if gaussian_blur_cancellable(image, sigma, &Cancel::never()).is_err() {
+        unreachable!("Cancel::never() is never raised");
     }
-    convolve_separable(image, &gaussian_kernel(sigma));
+}
+
+/// [`gaussian_blur`], polling `cancel` between rows (see
+/// [`convolve_separable_cancellable`]).
+pub fn gaussian_blur_cancellable(
+    image: &mut Image,
+    sigma: f32,
+    cancel: &Cancel,
+) -> Result<(), Cancelled> {
+    if sigma.is_nan() || sigma <= 0.0 {
+        return Ok(());
+    }
+    convolve_separable_cancellable(image, &gaussian_kernel(sigma), cancel)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use crate::Image;
+use crate::{Cancel, Cancelled, Image};
 
 /// A clockwise rotation by a multiple of 90 degrees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,24 +42,41 @@ pub struct CropOutOfBounds {
     pub image_height: u32,
 }
 
-/// Single-thread ns per pixel of [`rotate`]. Measured with the
-/// `cost_table` example (docs/limits-cost.md).
-pub const ROTATE_COST_NS_PER_PIXEL: f64 = 3.0;
+// The figures below are one-thread CPU times of
+// `nice -n 10 cargo run --release -p ocellus-imaging --example cost_table`
+// on 640x480 and 1920x1080 RGB, 2026-12-02 (docs/limits-cost.md).
+
+/// Single-thread ns per pixel of [`rotate`]: 4.5-5.7 measured for quarter
+/// turns, 3.8 for a half turn.
+pub const ROTATE_COST_NS_PER_PIXEL: f64 = 5.0;
 
 /// Single-thread ns per sample of a horizontal [`flip`] (swaps value by
-/// value). Same measurement.
-pub const FLIP_H_COST_NS_PER_SAMPLE: f64 = 1.0;
+/// value): 0.62 measured.
+pub const FLIP_H_COST_NS_PER_SAMPLE: f64 = 0.65;
 
-/// Single-thread ns per sample of a vertical [`flip`] (swaps whole rows).
-/// Same measurement.
-pub const FLIP_V_COST_NS_PER_SAMPLE: f64 = 0.2;
+/// Single-thread ns per sample of a vertical [`flip`] (swaps whole rows):
+/// 0.08 measured.
+pub const FLIP_V_COST_NS_PER_SAMPLE: f64 = 0.08;
 
-/// Single-thread ns per output sample of [`crop`] (row copies). Same
-/// measurement.
-pub const CROP_COST_NS_PER_SAMPLE: f64 = 0.2;
+/// Single-thread ns per output sample of [`crop`] (row copies): 0.09-0.12
+/// measured.
+pub const CROP_COST_NS_PER_SAMPLE: f64 = 0.12;
 
 /// Rotates clockwise by a quarter, half or three-quarter turn.
 pub fn rotate(image: &Image, rotation: Rotation) -> Image {
+    match rotate_cancellable(image, rotation, &Cancel::never()) {
+        Ok(v) => v,
+        Err(Cancelled) => unreachable!("Cancel::never() is never raised"),
+    }
+}
+
+/// [`rotate`], polling `cancel` before each output row; `Err(Cancelled)`
+/// once it is raised.
+pub fn rotate_cancellable(
+    image: &Image,
+    rotation: Rotation,
+    cancel: &Cancel,
+) -> Result<Image, Cancelled> {
     let (w, h, c) = (
         image.width() as usize,
         image.height() as usize,
@@ -72,6 +89,7 @@ pub fn rotate(image: &Image, rotation: Rotation) -> Image {
     };
     let mut out = vec![0u8; src.len()];
     for (oy, row) in out.chunks_exact_mut(ow * c).enumerate() {
+        cancel.check()?;
         for ox in 0..ow {
             let (sx, sy) = match rotation {
                 Rotation::Quarter => (oy, h - 1 - ox),
@@ -81,7 +99,7 @@ pub fn rotate(image: &Image, rotation: Rotation) -> Image {
             row[ox * c..(ox + 1) * c].copy_from_slice(&src[(sy * w + sx) * c..][..c]);
         }
     }
-    Image::from_vec(ow as u32, oh as u32, image.layout(), out).expect("same pixel count")
+    Ok(Image::from_vec(ow as u32, oh as u32, image.layout(), out).expect("same pixel count"))
 }
 
 /// Mirrors the image in place.

@@ -7,17 +7,27 @@
 
 use rayon::prelude::*;
 
-use crate::Image;
+use crate::{Cancel, Cancelled, Image};
+
+// Fitted to the one-thread CPU times of
+// `nice -n 10 cargo run --release -p ocellus-imaging --example cost_table`
+// (median=1..50 on 1920x1080 RGB, 2026-12-02; docs/limits-cost.md). The
+// time depends on the content: on gradients plus noise 72-93 ns per sample
+// at r=1, 75-116 at r=3 and r=10, 226-348 at r=50; on flat white 131-160 at
+// r=1 and 707-840 at r=50 (every update hits the same bin, so they wait on
+// each other, and the median scan walks all 256 bins). The spread is the
+// machine's load from run to run. The figures sit between the two contents
+// so that both stay within about 2x; flat white at large radii is the one
+// case near 2x under (a 1x1 image resized up is flat, so it is the case a
+// hostile pipeline gets).
 
 /// Single-thread ns of one histogram update (one increment or decrement)
-/// of [`median_filter`]. Measured with the `cost_table` example
-/// (docs/limits-cost.md).
-pub const COST_NS_PER_UPDATE: f64 = 0.6;
+/// of [`median_filter`]: 0.8-1.2 measured on noisy content, 2.9-3.4 on flat.
+pub const COST_NS_PER_UPDATE: f64 = 1.6;
 
 /// Single-thread ns of finding one median in the histogram (a scan of up to
-/// 256 bins; the figure is for bright content, the slow case). Same
-/// measurement as [`COST_NS_PER_UPDATE`].
-pub const COST_NS_PER_MEDIAN: f64 = 30.0;
+/// 256 bins): 70-85 measured on mid-grey content, 125-150 on white.
+pub const COST_NS_PER_MEDIAN: f64 = 100.0;
 
 /// Estimated single-thread ns of [`median_filter`] on a `width` x `height`
 /// image with `channels` channels: per row and channel, (2r+1)^2 updates
@@ -37,8 +47,21 @@ pub fn cost_ns(width: u32, height: u32, channels: u8, radius: u32) -> f64 {
 /// neighbourhood; pixels beyond the border repeat the edge (OpenCV's
 /// `medianBlur`). Alpha is filtered like the other channels.
 pub fn median_filter(image: &mut Image, radius: u32) {
+    if median_filter_cancellable(image, radius, &Cancel::never()).is_err() {
+        unreachable!("Cancel::never() is never raised");
+    }
+}
+
+/// [`median_filter`], polling `cancel` before each output row: once it is
+/// raised the remaining rows are skipped and `Err(Cancelled)` is returned
+/// (the image is then partly filtered and should be dropped).
+pub fn median_filter_cancellable(
+    image: &mut Image,
+    radius: u32,
+    cancel: &Cancel,
+) -> Result<(), Cancelled> {
     if radius == 0 {
-        return;
+        return Ok(());
     }
     let (w, h, c) = (
         image.width() as usize,
@@ -54,6 +77,9 @@ pub fn median_filter(image: &mut Image, radius: u32) {
         .par_chunks_mut(row_len)
         .enumerate()
         .for_each(|(y, out)| {
+            if cancel.is_cancelled() {
+                return;
+            }
             let rows: Vec<&[u8]> = (0..=2 * r)
                 .map(|i| {
                     let sy = (y + i).saturating_sub(r).min(h - 1);
@@ -81,6 +107,7 @@ pub fn median_filter(image: &mut Image, radius: u32) {
                 }
             }
         });
+    cancel.check()
 }
 
 /// The value at rank `half` (0-based) of the histogram.

@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use crate::Image;
+use crate::{Cancel, Cancelled, Image};
 
 /// The interpolation kernel of [`resize`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -55,18 +55,28 @@ fn sinc(x: f64) -> f64 {
     }
 }
 
+// The figures below were fitted to the one-thread CPU times of
+// `nice -n 10 cargo run --release -p ocellus-imaging --example cost_table`
+// (2026-12-02; docs/limits-cost.md): 1920x1080 RGB to 3840x2160 with
+// Lanczos3 (7 taps) and bilinear (3 taps) give the per-tap costs from their
+// difference and the per-sample costs from the rest; halving (13 taps), a
+// vertical-only halving and shrinking to 192x108 (61 taps) and 16x9 (721
+// taps) then agree. Resize varied most from run to run on the loaded
+// machine (halving 1920x1080: 41 to 82 ms of CPU), so the figures sit
+// about 25 % above the quietest run.
+
 /// Single-thread ns per output sample of the horizontal pass of [`resize`],
-/// apart from the taps. Measured with the `cost_table` example
-/// (docs/limits-cost.md).
-pub const H_COST_NS_PER_SAMPLE: f64 = 0.5;
+/// apart from the taps.
+pub const H_COST_NS_PER_SAMPLE: f64 = 1.6;
 /// Single-thread ns per tap per output sample of the horizontal pass.
-pub const H_COST_NS_PER_TAP: f64 = 0.6;
+pub const H_COST_NS_PER_TAP: f64 = 0.85;
 /// Single-thread ns per output sample of the vertical pass, apart from the taps.
-pub const V_COST_NS_PER_SAMPLE: f64 = 0.5;
+pub const V_COST_NS_PER_SAMPLE: f64 = 1.6;
 /// Single-thread ns per tap per output sample of the vertical pass.
-pub const V_COST_NS_PER_TAP: f64 = 0.4;
-/// Single-thread ns per sample of the copy made when the size is unchanged.
-pub const COPY_COST_NS_PER_SAMPLE: f64 = 0.2;
+pub const V_COST_NS_PER_TAP: f64 = 0.65;
+/// Single-thread ns per sample of the copy made when the size is unchanged
+/// (as [`crop`](super::geometry::crop), a row copy).
+pub const COPY_COST_NS_PER_SAMPLE: f64 = 0.12;
 
 /// Source samples one output sample reads along an axis of `in_size`
 /// resampled to `out_size` (the filter's support, widened when shrinking,
@@ -160,7 +170,12 @@ fn clip8(acc: i32) -> u8 {
     (acc >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-fn resize_horizontal(image: &Image, out_w: usize, filter: ResizeFilter) -> Image {
+fn resize_horizontal(
+    image: &Image,
+    out_w: usize,
+    filter: ResizeFilter,
+    cancel: &Cancel,
+) -> Result<Image, Cancelled> {
     let (w, h, c) = (
         image.width() as usize,
         image.height() as usize,
@@ -171,6 +186,9 @@ fn resize_horizontal(image: &Image, out_w: usize, filter: ResizeFilter) -> Image
     out.par_chunks_mut(out_w * c)
         .enumerate()
         .for_each(|(y, row)| {
+            if cancel.is_cancelled() {
+                return;
+            }
             let src = image.row(y as u32);
             for (x, px) in row.chunks_exact_mut(c).enumerate() {
                 let start = co.starts[x];
@@ -185,16 +203,25 @@ fn resize_horizontal(image: &Image, out_w: usize, filter: ResizeFilter) -> Image
                 }
             }
         });
-    Image::from_vec(out_w as u32, h as u32, image.layout(), out).expect("computed size")
+    cancel.check()?;
+    Ok(Image::from_vec(out_w as u32, h as u32, image.layout(), out).expect("computed size"))
 }
 
-fn resize_vertical(image: &Image, out_h: usize, filter: ResizeFilter) -> Image {
+fn resize_vertical(
+    image: &Image,
+    out_h: usize,
+    filter: ResizeFilter,
+    cancel: &Cancel,
+) -> Result<Image, Cancelled> {
     let (h, row_len) = (image.height() as usize, image.row_len());
     let co = coefficients(h, out_h, filter);
     let mut out = vec![0u8; out_h * row_len];
     out.par_chunks_mut(row_len)
         .enumerate()
         .for_each(|(y, row)| {
+            if cancel.is_cancelled() {
+                return;
+            }
             let start = co.starts[y];
             let k = &co.weights[y * co.taps..(y + 1) * co.taps];
             let n = co.taps.min(h - start);
@@ -209,23 +236,39 @@ fn resize_vertical(image: &Image, out_h: usize, filter: ResizeFilter) -> Image {
                 *o = clip8(*a);
             }
         });
-    Image::from_vec(image.width(), out_h as u32, image.layout(), out).expect("computed size")
+    cancel.check()?;
+    Ok(Image::from_vec(image.width(), out_h as u32, image.layout(), out).expect("computed size"))
 }
 
 /// Resamples `image` to `width` x `height` (both at least 1) with `filter`.
 /// Each channel, alpha included, is resampled independently.
 pub fn resize(image: &Image, width: u32, height: u32, filter: ResizeFilter) -> Image {
+    match resize_cancellable(image, width, height, filter, &Cancel::never()) {
+        Ok(v) => v,
+        Err(Cancelled) => unreachable!("Cancel::never() is never raised"),
+    }
+}
+
+/// [`resize`], polling `cancel` before each output row of both passes;
+/// `Err(Cancelled)` once it is raised.
+pub fn resize_cancellable(
+    image: &Image,
+    width: u32,
+    height: u32,
+    filter: ResizeFilter,
+    cancel: &Cancel,
+) -> Result<Image, Cancelled> {
     let (w, h) = (width.max(1) as usize, height.max(1) as usize);
     let horizontal = if w != image.width() as usize {
-        Some(resize_horizontal(image, w, filter))
+        Some(resize_horizontal(image, w, filter, cancel)?)
     } else {
         None
     };
     let src = horizontal.as_ref().unwrap_or(image);
     if h != src.height() as usize {
-        resize_vertical(src, h, filter)
+        resize_vertical(src, h, filter, cancel)
     } else {
-        horizontal.unwrap_or_else(|| image.clone())
+        Ok(horizontal.unwrap_or_else(|| image.clone()))
     }
 }
 
