@@ -149,6 +149,16 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// How many faces the store holds, of everyone.
+    pub fn face_total(&self) -> Result<u64, StoreError> {
+        let faces: i64 = self
+            .connection
+            .prepare_cached("SELECT count(*) FROM faces")?
+            .query_row([], |row| row.get(0))?;
+        u64::try_from(faces)
+            .map_err(|_| StoreError::Corrupt(format!("negative face count {faces}")))
+    }
+
     /// The descriptor of every face that has one, in id order.
     pub fn descriptors(&self) -> Result<Vec<StoredDescriptor>, StoreError> {
         let mut statement = self.connection.prepare_cached(

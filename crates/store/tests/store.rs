@@ -210,6 +210,18 @@ fn faces_after_returns_only_newer_faces_in_order() {
 }
 
 #[test]
+fn face_total_counts_everyone_and_follows_removals() {
+    let mut store = Store::open_in_memory().unwrap();
+    assert_eq!(store.face_total().unwrap(), 0);
+    store.add_faces("Alice", &[face(1), face(2)]).unwrap();
+    store.add_faces("Bob", &[face(3), face(1)]).unwrap();
+    store.add_faces("Bob", &[face(3)]).unwrap();
+    assert_eq!(store.face_total().unwrap(), 4);
+    store.remove_person("Alice").unwrap();
+    assert_eq!(store.face_total().unwrap(), 2);
+}
+
+#[test]
 fn snapshots_replace_and_are_per_algorithm() {
     let mut store = Store::open_in_memory().unwrap();
     assert_eq!(store.load_snapshot("eigen").unwrap(), None);

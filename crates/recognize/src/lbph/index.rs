@@ -9,6 +9,16 @@
 //!   dense row of one byte per sample (cheaper to scan in full than entry
 //!   by entry). The prediction scan ([`super::scan`]) only visits the
 //!   bins where the query is non-zero.
+//!
+//! Appending samples (an LBPH update) builds a block of the new samples
+//! only, then merges the last blocks while the one before the last holds
+//! at most twice as many samples (or both are small), as a binary counter
+//! carries: every sample is rebuilt O(log n) times over the life of the
+//! model, so an update costs about the new samples times log n, not the
+//! whole model. Invariant: blocks are consecutive in sample order, each
+//! holds 1 to [`BLOCK_LEN`] samples, and their sizes never increase from
+//! one block to the next by more than the merge rule allows (at most
+//! O(log n) blocks per [`BLOCK_LEN`] samples).
 
 /// A sparse histogram: (bin, count) pairs, bins increasing, counts non-zero.
 pub(crate) type SparseHistogram = Vec<(u32, u16)>;
@@ -20,6 +30,12 @@ const MIN_DENSE_LEN: usize = 8;
 /// 16-bit count in one `u32` entry (small in unit tests, to exercise several
 /// blocks).
 const BLOCK_LEN: usize = if cfg!(test) { 16 } else { 1 << 16 };
+
+/// Two neighbouring blocks whose samples add up to at most this many are
+/// always merged: rebuilding a few hundred samples takes well under a
+/// millisecond (a 100x100 face has about 4,000 non-zero bins), and fewer
+/// blocks make the scan's per-block overhead smaller.
+const SMALL_MERGE: usize = if cfg!(test) { 4 } else { 256 };
 
 /// The compressed sparse columns of up to [`BLOCK_LEN`] consecutive samples.
 #[derive(Clone, Debug)]
@@ -152,17 +168,32 @@ impl HistogramIndex {
     /// Appends samples (in order) after the existing ones; every bin must be
     /// below the histogram length.
     pub fn push(&mut self, samples: Vec<SparseHistogram>) {
-        // A partly filled last block is rebuilt with the new samples.
-        if self.blocks.last().is_some_and(|b| b.len < BLOCK_LEN) {
-            self.blocks.pop();
-        }
+        let mut first = self.samples.len();
         self.samples.extend(samples);
-        let mut first = self.blocks.len() * BLOCK_LEN;
         while first < self.samples.len() {
             let end = (first + BLOCK_LEN).min(self.samples.len());
             self.blocks
                 .push(Block::build(self.bins, first, &self.samples[first..end]));
             first = end;
+            self.merge_tail();
+        }
+    }
+
+    /// Merges the last two blocks while the merge rule (module docs) asks.
+    fn merge_tail(&mut self) {
+        while let [.., before, last] = &self.blocks[..] {
+            let merged = before.len + last.len;
+            let carry = before.len <= 2 * last.len || merged <= SMALL_MERGE;
+            if !carry || merged > BLOCK_LEN {
+                return;
+            }
+            let start = before.first;
+            self.blocks.truncate(self.blocks.len() - 2);
+            self.blocks.push(Block::build(
+                self.bins,
+                start,
+                &self.samples[start..start + merged],
+            ));
         }
     }
 

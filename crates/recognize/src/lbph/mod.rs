@@ -234,6 +234,12 @@ impl Recognizer for Lbph {
         if let Some(model) = &mut self.model {
             model.histograms.push(histograms);
             model.labels.extend_from_slice(labels);
+            // The tables depend on the face size only: extend them with
+            // the new samples rather than rebuild them from every sample.
+            if let Some(scan) = &mut self.scan {
+                scan.extend(&model.histograms);
+                return Ok(());
+            }
         }
         self.rebuild_scan();
         Ok(())
@@ -308,6 +314,38 @@ mod tests {
             lbph.update(&[noise_face(3, 31, 30)], &[3]),
             Err(RecognizeError::SizeMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn one_by_one_updates_answer_like_one_training() {
+        // 70 samples: several blocks of the test size (16) and merges.
+        let faces: Vec<Image> = (0..70).map(|s| noise_face(100 + s, 30, 30)).collect();
+        let labels: Vec<Label> = (0..70).map(|s| (s % 7) as Label).collect();
+        let mut whole = Lbph::new(LbphParams::default());
+        whole.train(&faces, &labels).unwrap();
+        let mut grown = Lbph::new(LbphParams::default());
+        for (face, &label) in faces.iter().zip(&labels) {
+            grown.update(std::slice::from_ref(face), &[label]).unwrap();
+        }
+        for lbph in [&mut whole, &mut grown] {
+            lbph.set_threshold(f64::INFINITY);
+        }
+        let blocks = grown.model.as_ref().unwrap().histograms.blocks().len();
+        assert!(blocks <= 8, "{blocks} blocks for 70 samples");
+        for q in 0..20 {
+            let query = if q < 10 {
+                faces[q * 7].clone()
+            } else {
+                noise_face(1000 + q as u64, 30, 30)
+            };
+            let (a, b) = (
+                whole.predict(&query).unwrap(),
+                grown.predict(&query).unwrap(),
+            );
+            assert_eq!(a.nearest_index, b.nearest_index, "query {q}");
+            assert_eq!(a.distance.to_bits(), b.distance.to_bits(), "query {q}");
+        }
+        assert_eq!(whole.to_bytes().unwrap(), grown.to_bytes().unwrap());
     }
 
     #[test]

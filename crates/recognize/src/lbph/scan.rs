@@ -114,19 +114,28 @@ impl ChiSquareScan {
                 deltas,
             });
         }
-        (scan.base, scan.mass) = index
-            .samples()
+        scan.extend(index);
+        scan
+    }
+
+    /// Prepares the samples `index` gained since this scan was made (or
+    /// last extended): an update costs the new samples, not the model. The
+    /// result is the same as [`ChiSquareScan::new`] on the whole index.
+    pub fn extend(&mut self, index: &HistogramIndex) {
+        let new = index.samples().get(self.base.len()..).unwrap_or(&[]);
+        let (base, mass): (Vec<f64>, Vec<f64>) = new
             .iter()
             .map(|h| {
                 h.iter().fold((0.0, 0.0), |(base, mass), &(_, a)| {
                     (
-                        base + scan.table_term(usize::from(a), 0),
-                        mass + scan.value(usize::from(a)),
+                        base + self.table_term(usize::from(a), 0),
+                        mass + self.value(usize::from(a)),
                     )
                 })
             })
             .unzip();
-        scan
+        self.base.extend(base);
+        self.mass.extend(mass);
     }
 
     /// The f64 value of a bin with this count.
