@@ -9,7 +9,9 @@ use std::io::Write;
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-use common::{Raw, ReadEnd, ServerProcess, describe, error_code, filter_frame, wait_until};
+use common::{
+    Raw, ReadEnd, ServerProcess, describe, error_code, filter_frame, png_declaring_as, wait_until,
+};
 use ocellus_codec::{EncodeOptions, ImageFormat, encode};
 use ocellus_imaging::{Image, PixelLayout};
 use ocellus_protocol::{Frame, Op};
@@ -73,7 +75,14 @@ fn medians(n: usize, r: u32) -> String {
 
 #[test]
 fn costly_requests_are_refused_before_any_work_naming_the_limit() {
-    let server = ServerProcess::start(&["--workers", "1", "--roles", "filter"]);
+    let server = ServerProcess::start(&[
+        "--workers",
+        "1",
+        "--roles",
+        "filter",
+        "--max-decode-bytes",
+        "256MiB",
+    ]);
     let mut conn = server.connect();
     // The attack: a 1x1 image blown up, then medians.
     let one = encode(
@@ -111,6 +120,21 @@ fn costly_requests_are_refused_before_any_work_naming_the_limit() {
         "{}",
         message(&answer)
     );
+    // A small file whose decode would take 9000 x 9000 x 8 bytes (16-bit
+    // RGBA): refused from its header.
+    conn.send_filter(4, "invert", &png_declaring_as(9000, 9000, 16, 6));
+    let answer = conn.events_until_terminal(4).pop().unwrap();
+    assert_eq!(
+        error_code(&answer).as_deref(),
+        Some("too_costly"),
+        "{}",
+        describe(&answer)
+    );
+    assert!(
+        message(&answer).contains("--max-decode-bytes"),
+        "{}",
+        message(&answer)
+    );
     // All refused at once, not after the work.
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -133,64 +157,80 @@ fn one_client_flooding_the_queue_does_not_starve_another() {
         "--max-queued-per-client",
         "8",
     ]);
-    let big = noise_png(1200, 900, 1);
-    // Client A: 3 connections x 6 requests of about 0.2-1 s each.
-    let mut flood: Vec<Raw> = (0..3).map(|_| server.connect()).collect();
-    for (c, conn) in flood.iter_mut().enumerate() {
-        for i in 0..6 {
-            conn.send_filter((c * 100 + i) as u64 + 1, "median=4", &big);
-        }
-    }
-    // Its jobs beyond 8 waiting are refused, to it alone.
-    let mut busy = 0;
-    let mut accepted = 0;
-    let mut pending: Vec<(usize, u64)> = Vec::new();
-    for (c, conn) in flood.iter_mut().enumerate() {
-        for i in 0..6 {
-            let id = (c * 100 + i) as u64 + 1;
-            let first = conn.next_frame();
-            assert_eq!(first.request_id, id);
-            match op_of(&first) {
-                Some(Op::Busy) => {
-                    busy += 1;
-                    assert_eq!(first.header["reason"], "client", "{}", describe(&first));
+    let big = std::sync::Arc::new(noise_png(1200, 900, 1));
+    // Client A: 3 connections x 6 requests of a fraction of a second each;
+    // each connection records its requests' first and last events, and
+    // when each result came.
+    let flood: Vec<_> = (0..3)
+        .map(|c| {
+            let mut conn = server.connect();
+            let big = big.clone();
+            std::thread::spawn(move || {
+                let ids: Vec<u64> = (1..=6).map(|i| c * 100 + i).collect();
+                for &id in &ids {
+                    conn.send_filter(id, "median=4", &big);
                 }
-                Some(Op::Accepted) => {
-                    accepted += 1;
-                    pending.push((c, id));
+                let mut first = std::collections::HashMap::new();
+                let mut last = std::collections::HashMap::new();
+                while last.len() < ids.len() {
+                    let f = conn.next_frame();
+                    first.entry(f.request_id).or_insert_with(|| f.clone());
+                    if op_of(&f).is_some_and(Op::is_terminal) {
+                        last.insert(f.request_id, (f, Instant::now()));
+                    }
                 }
-                other => panic!("unexpected {other:?}: {}", describe(&first)),
-            }
-        }
-    }
-    assert!(busy >= 18 - 9 - 1, "busy {busy}, accepted {accepted}");
+                (first, last)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
     // Client B is told it runs next-but-one, and does.
-    let started = Instant::now();
     let mut other = Raw::connect_from(OTHER, server.addr);
     other.send_filter(1, "invert", &tiny_png());
-    let accepted_b = other.next_frame();
+    let accepted = other.next_frame();
     assert_eq!(
-        op_of(&accepted_b),
+        op_of(&accepted),
         Some(Op::Accepted),
         "{}",
-        describe(&accepted_b)
+        describe(&accepted)
     );
-    let position = accepted_b.header["position"].as_u64().unwrap();
+    let position = accepted.header["position"].as_u64().unwrap();
     assert!(position <= 2, "B told position {position}");
     let events = other.events_until_terminal(1);
     assert_eq!(op_of(events.last().unwrap()), Some(Op::Result));
-    let b_took = started.elapsed();
-    // A still had most of its jobs to go when B was done.
-    let status = server.status();
-    let waiting = status["queue_length"].as_u64().unwrap();
-    assert!(
-        waiting + 2 >= accepted as u64 - 2,
-        "B waited behind A's queue: {waiting} of A's {accepted} jobs still waiting after {b_took:?}"
-    );
-    for (c, id) in pending {
-        let last = flood[c].events_until_terminal(id).pop().unwrap();
-        assert_eq!(op_of(&last), Some(Op::Result), "{}", describe(&last));
+    let b_done = Instant::now();
+
+    let (mut busy, mut results, mut after_b) = (0, 0, 0);
+    for t in flood {
+        let (first, last) = t.join().unwrap();
+        for (id, f) in &first {
+            if op_of(f) == Some(Op::Busy) {
+                busy += 1;
+                assert_eq!(
+                    f.header["reason"],
+                    "client",
+                    "request {id}: {}",
+                    describe(f)
+                );
+            }
+        }
+        for (f, at) in last.values() {
+            if op_of(f) == Some(Op::Result) {
+                results += 1;
+                if *at > b_done {
+                    after_b += 1;
+                }
+            }
+        }
     }
+    // A's jobs beyond 8 waiting (plus the one running) were refused to A
+    // alone, and most of A's accepted jobs ran after B's.
+    assert!(busy >= 18 - 9, "busy {busy}, results {results}");
+    assert_eq!(busy + results, 18);
+    assert!(
+        after_b + 2 >= results,
+        "only {after_b} of A's {results} jobs ran after B's"
+    );
 }
 
 #[test]

@@ -281,6 +281,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     config.frame_limits.max_frame = args.max_frame;
     config.decode_limits.max_pixels = args.max_pixels;
+    config.decode_limits.max_decode_bytes = args.max_decode_bytes;
     config.write_timeout = Duration::from_secs(args.write_timeout.max(1));
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
     if let Some(bytes) = args.memory_budget {

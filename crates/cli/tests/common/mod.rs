@@ -535,3 +535,50 @@ impl ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A PNG whose header declares `width` x `height` (RGB), followed by a tiny
+/// IDAT: a decompression bomb as far as the header is concerned.
+pub fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+    png_declaring_as(width, height, 8, 2)
+}
+
+/// A PNG whose header declares `width` x `height` at `bit_depth` bits in
+/// PNG colour type `colour` (2 RGB, 6 RGBA), followed by a tiny IDAT.
+pub fn png_declaring_as(width: u32, height: u32, bit_depth: u8, colour: u8) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc32(&body).to_be_bytes());
+    }
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = width.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[bit_depth, colour, 0, 0, 0]);
+    chunk(&mut png, b"IHDR", &ihdr);
+    // zlib stream of a few zero bytes (stored block).
+    chunk(
+        &mut png,
+        b"IDAT",
+        &[
+            0x78, 0x01, 0x01, 0x04, 0x00, 0xfb, 0xff, 0, 0, 0, 0, 0, 4, 0, 1,
+        ],
+    );
+    chunk(&mut png, b"IEND", &[]);
+    png
+}

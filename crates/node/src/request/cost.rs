@@ -8,6 +8,7 @@
 //! this module only adds them up. An image whose header cannot be read
 //! costs nothing here: decoding refuses it at once, with its own error.
 
+use bytes::Bytes;
 use ocellus_codec::read_dimensions;
 use ocellus_imaging::pipeline::{FilterError, Pipeline};
 use ocellus_protocol::{ErrorCode, ErrorEvent};
@@ -44,7 +45,6 @@ pub(super) fn check_filter(
     })
 }
 
-/* DETECTION_COST
 /// Checks a detection request (DETECT, ENROLL, RECOGNIZE of photos): the
 /// estimated detection time over every image within the limit.
 pub(super) fn check_detection(
@@ -76,8 +76,6 @@ pub(super) fn check_detection(
         )
     })
 }
-
-DETECTION_COST */
 
 fn within(state: &State, cost_ns: u64, what: impl FnOnce() -> String) -> Result<(), ErrorEvent> {
     let limit = state.config.max_request_cost;

@@ -29,10 +29,9 @@ pub(super) fn parse(state: &State, request: &Incoming) -> Result<DetectJob, Erro
     let header: DetectRequest =
         from_header(&request.header).map_err(|e| bad_header("Detect", e))?;
     let params = state.roles.detection()?.resolve(&header.overrides)?;
-    Ok(DetectJob {
-        images: images(state, request)?,
-        params,
-    })
+    let images = images(state, request)?;
+    super::cost::check_detection(state, &images, &params)?;
+    Ok(DetectJob { images, params })
 }
 
 /// "no face found", "1 face", "3 faces".

@@ -74,8 +74,10 @@ pub(super) fn parse(state: &State, request: &Incoming) -> Result<Box<dyn Work>, 
             embeddings,
         }));
     }
+    let params = state.roles.detection()?.resolve(&header.overrides)?;
+    super::cost::check_detection(state, &images, &params)?;
     Ok(Box::new(EnrollPhotos {
-        params: state.roles.detection()?.resolve(&header.overrides)?,
+        params,
         name: header.name,
         images,
         largest_face: header.largest_face,

@@ -74,8 +74,10 @@ pub(super) fn parse(state: &State, request: &Incoming) -> Result<Box<dyn Work>, 
     if algorithm == Algorithm::Resnet {
         state.roles.models()?;
     }
+    let params = state.roles.detection()?.resolve(&header.overrides)?;
+    super::cost::check_detection(state, &images, &params)?;
     Ok(Box::new(RecognizePhotos {
-        params: state.roles.detection()?.resolve(&header.overrides)?,
+        params,
         images,
         algorithm,
         tolerance,

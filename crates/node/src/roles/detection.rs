@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use ocellus_codec::{DecodeError, DecodeLimits, decode};
-use ocellus_detect::{Cascade, DetectParams, Rect, detect};
+use ocellus_detect::{Cascade, DetectError, DetectParams, Rect, detect_cancellable};
 use ocellus_imaging::filter::geometry::crop;
 use ocellus_imaging::filter::grayscale::to_gray;
 use ocellus_imaging::{Image, PixelLayout};
@@ -106,6 +106,9 @@ pub(crate) fn decode_error(e: DecodeError) -> ErrorEvent {
         DecodeError::TooLarge { .. } | DecodeError::TooManyPixels { .. } => {
             error(ErrorCode::ImageTooLarge, e.to_string())
         }
+        DecodeError::TooCostly { .. } | DecodeError::TooManyScans { .. } => {
+            error(ErrorCode::TooCostly, e.to_string())
+        }
         other => error(ErrorCode::BadImage, other.to_string()),
     }
 }
@@ -115,9 +118,13 @@ pub(crate) fn find_faces(
     settings: &DetectionSettings,
     gray: &Image,
     params: &DetectParams,
+    cancel: &Cancel,
 ) -> Result<Vec<FaceBox>, ErrorEvent> {
-    let mut faces: Vec<FaceBox> = detect(&settings.cascade, gray, params)
-        .map_err(|e| error(ErrorCode::BadRequest, e.to_string()))?
+    let mut faces: Vec<FaceBox> = detect_cancellable(&settings.cascade, gray, params, cancel)
+        .map_err(|e| match e {
+            DetectError::Cancelled => cancelled(),
+            e => error(ErrorCode::BadRequest, e.to_string()),
+        })?
         .into_iter()
         .filter(|r| r.width > 0 && r.height > 0)
         .map(
@@ -204,7 +211,6 @@ pub(crate) fn scan(
 ) -> Scanned {
     cancel.check().map_err(|_| cancelled())?;
     let photo = decode_photo(bytes, limits)?;
-    cancel.check().map_err(|_| cancelled())?;
-    let faces = find_faces(settings, &photo.gray, params)?;
+    let faces = find_faces(settings, &photo.gray, params, cancel)?;
     Ok((photo, faces))
 }
