@@ -33,8 +33,9 @@ pub const RESIZE_NS_PER_PIXEL: f64 = 3.0;
 pub const TABLE_NS_PER_PIXEL: f64 = 2.0;
 
 /// Single-thread ns per window position of a Haar cascade: about the
-/// slowest measured on noise (alt2, 462), so photos take up to 4x less
-/// and flat images about 15x less.
+/// slowest measured on noise in the quieter run (alt2, 462), so photos take
+/// up to 4x less and flat images 10x-15x less with the default cascade;
+/// under heavier load alt2 took up to 715 (docs/limits-cost.md).
 pub const HAAR_NS_PER_WINDOW: f64 = 450.0;
 
 /// Single-thread ns per window position of an LBP cascade: above the
