@@ -14,6 +14,15 @@ use ocellus_imaging::filter::grayscale;
 use crate::cascade::{Cascade, FeatureKind};
 use crate::{DetectParams, pyramid};
 
+// Measured 2026-12-02 with `nice -n 10 cargo run --release -p
+// ocellus-detect --example detect_cost 6` (one thread, CPU time, default
+// parameters, on the shared 2-core Xeon under load): the per-pixel work of
+// all levels of a 2828x2121 image took 180-300 ms for Haar (about 7 ns per
+// level pixel) and 135-180 ms for LBP (about 4.5). Per window position, once
+// that is taken off: Haar 18-28 ns on flat images (the variance test rejects
+// every window), 333 (default) and 462 (alt2) on noise, 75-565 on eight
+// shared photos; LBP 133-152 on flat and noise, 102-238 on the photos.
+
 /// Single-thread ns per pixel of a pyramid level for the bilinear
 /// downscale that produces it.
 pub const RESIZE_NS_PER_PIXEL: f64 = 3.0;
@@ -23,13 +32,16 @@ pub const RESIZE_NS_PER_PIXEL: f64 = 3.0;
 /// cascade has tilted features; LBP: sums only).
 pub const TABLE_NS_PER_PIXEL: f64 = 2.0;
 
-/// Single-thread ns per window position of a Haar cascade, on the content
-/// slowest to reject.
-pub const HAAR_NS_PER_WINDOW: f64 = 30.0;
+/// Single-thread ns per window position of a Haar cascade: about the
+/// slowest measured on noise in the quieter run (alt2, 462), so photos take
+/// up to 4x less and flat images 10x-15x less with the default cascade;
+/// under heavier load alt2 took up to 715 (docs/limits-cost.md).
+pub const HAAR_NS_PER_WINDOW: f64 = 450.0;
 
-/// Single-thread ns per window position of an LBP cascade, on the content
-/// slowest to reject.
-pub const LBP_NS_PER_WINDOW: f64 = 30.0;
+/// Single-thread ns per window position of an LBP cascade: above the
+/// 133-152 measured on flat images and noise, below the 238 of the smallest
+/// photo (where per-image overheads weigh most).
+pub const LBP_NS_PER_WINDOW: f64 = 180.0;
 
 /// The amount of work of one detection, counted as the scan does it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
