@@ -11,9 +11,22 @@
 //!   store generation it was trained on, says so), except after a removal:
 //!   a model that still knows a removed person is never used again, and
 //!   recognition waits for the retrained one;
+//! - the trainer's cost is bounded: it runs on a thread pool of its own
+//!   with one thread (never more than one core, whatever the models'
+//!   parallel code would take), and a round starts only once the changes
+//!   have paused ([`Pacing::quiet`]; at most [`Pacing::max_delay`] after
+//!   the first change of a burst) and a pause after the previous round
+//!   ([`Pacing::gap_factor`] times its duration) has passed, so that during
+//!   a long burst training takes a bounded share of that core. A
+//!   recognition waiting for a model (none yet, or after a removal) starts
+//!   the round at once. The trainer keeps the decoded training set and
+//!   reads only the faces added since its last round (all of them again
+//!   after a removal);
 //! - after training, snapshots go to the store, tagged with their
-//!   generation; a restarted node loads the snapshots that match the
-//!   store's generation and retrains only the others;
+//!   generation, unless the store has moved on meanwhile (a snapshot older
+//!   than the store is never loaded, so writing it would be wasted); a
+//!   restarted node loads the snapshots that match the store's generation
+//!   and retrains only the others;
 //! - `resnet` needs no training: its index holds the descriptor of every
 //!   stored face that has one, in id order, changed under the same lock as
 //!   LBPH. A face stored without a descriptor (by a node without the model
@@ -39,7 +52,7 @@ use ocellus_recognize::{
     Algorithm, DescriptorIndex, FaceRect, Label, Recognizer, model_from_bytes, new_recognizer,
     prepare_face,
 };
-use ocellus_store::{AddOutcome, Embedding, NewFace, Store, StoreError, StoredFace};
+use ocellus_store::{AddOutcome, Embedding, FaceId, NewFace, Store, StoreError, StoredFace};
 use tracing::{info, warn};
 
 use super::embedding::{self, INSTALL_HINT};
@@ -136,6 +149,77 @@ impl From<RecognitionError> for ErrorEvent {
 /// How long a recognition may wait for a model that is being trained.
 const MODEL_WAIT: Duration = Duration::from_secs(120);
 
+/// When the background trainer starts a round (module docs).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pacing {
+    /// A burst of changes is over once none came for this long. Enrolling
+    /// a list one face at a time sends the next face within milliseconds
+    /// (8 ms per face at 125 faces/s, issue #14), so half a second of
+    /// silence ends a burst without delaying the models much.
+    pub quiet: Duration,
+    /// A continuous stream of changes still gets a round this long after
+    /// its first change (then at the pace `gap_factor` allows).
+    pub max_delay: Duration,
+    /// The pause after a round, as a multiple of its duration: 1 keeps
+    /// training under half of one core during a long burst (rounds of 1,000
+    /// ORL-sized faces take seconds: `bench/enroll_scale.py`).
+    pub gap_factor: f64,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Pacing {
+            quiet: Duration::from_millis(500),
+            max_delay: Duration::from_secs(10),
+            gap_factor: 1.0,
+        }
+    }
+}
+
+/// The end and the duration of the trainer's last round.
+#[derive(Clone, Copy)]
+struct LastRound {
+    ended: Instant,
+    took: Duration,
+}
+
+impl Pacing {
+    /// How long the trainer should still wait before a round, `None` to
+    /// start it now.
+    fn delay(&self, state: &Subspace, last: Option<LastRound>, now: Instant) -> Option<Duration> {
+        if state.waiting > 0 {
+            return None;
+        }
+        let mut start = now;
+        if let Some(last_change) = state.last_change {
+            let quiet = last_change + self.quiet;
+            start = state
+                .first_change
+                .map_or(quiet, |first| quiet.min(first + self.max_delay));
+        }
+        if let Some(round) = last {
+            start = start.max(round.ended + round.took.mul_f64(self.gap_factor));
+        }
+        start.checked_duration_since(now).filter(|d| !d.is_zero())
+    }
+}
+
+/// The training set as the trainer last read it, decoded, in id order.
+#[derive(Default)]
+struct TrainingCache {
+    ids: Vec<FaceId>,
+    images: Vec<Image>,
+    labels: Vec<Label>,
+}
+
+impl TrainingCache {
+    fn clear(&mut self) {
+        self.ids.clear();
+        self.images.clear();
+        self.labels.clear();
+    }
+}
+
 /// A trained Eigenfaces or Fisherfaces model and the store generation it
 /// was trained on.
 struct Trained {
@@ -159,6 +243,11 @@ struct Subspace {
     /// A training round is running.
     training: bool,
     stopping: bool,
+    /// Recognitions waiting for a model: the trainer starts at once.
+    waiting: usize,
+    /// The first and the latest change since the last round started.
+    first_change: Option<Instant>,
+    last_change: Option<Instant>,
 }
 
 /// What is enrolled, at one moment ([`RecognitionService::census`]).
@@ -200,6 +289,9 @@ pub struct RecognitionService {
     face_size: (u32, u32),
     /// Training rounds run by the background trainer.
     rounds: std::sync::atomic::AtomicU64,
+    /// The threads the last round could use (1: the trainer's own pool).
+    training_threads: std::sync::atomic::AtomicUsize,
+    pacing: Pacing,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -231,8 +323,17 @@ impl RecognitionService {
 
     /// The same, on a store already open (tests use an in-memory one).
     pub fn with_store(
+        store: Store,
+        settings: RecognitionSettings,
+    ) -> Result<Arc<RecognitionService>, RecognitionError> {
+        Self::with_pacing(store, settings, Pacing::default())
+    }
+
+    /// The same, with the trainer paced as `pacing` says.
+    pub(crate) fn with_pacing(
         mut store: Store,
         settings: RecognitionSettings,
+        pacing: Pacing,
     ) -> Result<Arc<RecognitionService>, RecognitionError> {
         let face_size = DEFAULT_FACE_SIZE;
         if let Some(models) = &settings.models {
@@ -289,12 +390,21 @@ impl RecognitionService {
             settings,
             face_size,
             rounds: std::sync::atomic::AtomicU64::new(0),
+            training_threads: std::sync::atomic::AtomicUsize::new(0),
+            pacing,
         });
         let weak = Arc::downgrade(&service);
-        std::thread::Builder::new()
-            .name("ocellus-trainer".into())
-            .spawn(move || trainer(weak))
+        // The trainer is the only thread of its own pool: the models'
+        // parallel code (rayon, faer) then runs on it alone instead of
+        // taking every core of the node's global pool. The spawned job
+        // keeps the pool alive after the handle is dropped.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .thread_name(|_| "ocellus-trainer".into())
+            .panic_handler(|_| warn!("the model trainer panicked; Eigen/Fisher stop updating"))
+            .build()
             .map_err(|e| RecognitionError::Internal(format!("cannot start the trainer: {e}")))?;
+        pool.spawn(move || trainer(weak));
         Ok(service)
     }
 
@@ -381,7 +491,7 @@ impl RecognitionService {
             }
             lbph.generation = generation;
             drop(lbph);
-            lock(&self.subspace).dirty = true;
+            lock(&self.subspace).mark_changed();
             self.changed.notify_all();
         }
         info!(name, added = added.len(), generation, "enrolled");
@@ -507,35 +617,46 @@ impl RecognitionService {
         }
         let deadline = Instant::now() + MODEL_WAIT;
         let mut state = lock(&self.subspace);
-        loop {
+        let mut counted = false;
+        let found = loop {
             let usable_from = state.usable_from;
             if let Some(t) = state.slot(algorithm).as_ref()
                 && t.generation >= usable_from
             {
-                return Ok((t.model.clone(), t.generation));
+                break Ok((t.model.clone(), t.generation));
             }
             let settled = !state.dirty && !state.training;
             if let Some((generation, message)) = state.error_slot(algorithm).as_ref()
                 && *generation >= usable_from
                 && settled
             {
-                return Err(RecognitionError::ModelUnavailable(message.clone()));
+                break Err(RecognitionError::ModelUnavailable(message.clone()));
             }
             if state.stopping {
-                return Err(RecognitionError::ShuttingDown);
+                break Err(RecognitionError::ShuttingDown);
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(RecognitionError::ModelUnavailable(format!(
+                break Err(RecognitionError::ModelUnavailable(format!(
                     "the {algorithm} model is still training; try again"
                 )));
+            }
+            if !counted {
+                // Someone needs the model: the trainer stops pacing.
+                counted = true;
+                state.waiting += 1;
+                self.changed.notify_all();
             }
             state = self
                 .changed
                 .wait_timeout(state, deadline - now)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+        };
+        if counted {
+            state.waiting -= 1;
         }
+        found
     }
 
     /// Everyone enrolled, by name, with face counts.
@@ -588,7 +709,7 @@ impl RecognitionService {
         {
             let mut state = lock(&self.subspace);
             state.usable_from = generation;
-            state.dirty = true;
+            state.mark_changed();
         }
         self.changed.notify_all();
         info!(name, removed, generation, "removed");
@@ -628,6 +749,14 @@ impl RecognitionService {
 }
 
 impl Subspace {
+    /// The face set changed: a round is due, paced from now.
+    fn mark_changed(&mut self) {
+        let now = Instant::now();
+        self.dirty = true;
+        self.first_change.get_or_insert(now);
+        self.last_change = Some(now);
+    }
+
     fn slot(&mut self, algorithm: Algorithm) -> &mut Option<Trained> {
         if algorithm == Algorithm::Fisher {
             &mut self.fisher
@@ -765,27 +894,42 @@ fn train_from(
 }
 
 /// The background trainer: retrains Eigenfaces and Fisherfaces after
-/// changes (one training per burst) and saves snapshots.
+/// changes, paced as [`Pacing`] says (one round per burst), and saves
+/// snapshots. It runs as the only thread of its pool.
 fn trainer(service: std::sync::Weak<RecognitionService>) {
+    let mut cache = TrainingCache::default();
+    let mut last: Option<LastRound> = None;
     loop {
         let Some(s) = service.upgrade() else { return };
         {
             let mut state = lock(&s.subspace);
-            while !state.dirty && !state.stopping {
+            loop {
+                if state.stopping || Arc::strong_count(&s) == 1 {
+                    return; // stopping, or the service is gone
+                }
+                // Wake up at least every second to see whether the
+                // service is still there.
+                let wait = if state.dirty {
+                    match s.pacing.delay(&state, last, Instant::now()) {
+                        None => break,
+                        Some(d) => d.min(Duration::from_secs(1)),
+                    }
+                } else {
+                    Duration::from_secs(1)
+                };
                 state = s
                     .changed
-                    .wait_timeout(state, Duration::from_secs(1))
+                    .wait_timeout(state, wait)
                     .unwrap_or_else(|p| p.into_inner())
                     .0;
-                if Arc::strong_count(&s) == 1 {
-                    return; // the service is gone
-                }
-            }
-            if state.stopping {
-                return;
             }
         }
-        s.train_round();
+        let started = Instant::now();
+        s.train_round(&mut cache);
+        last = Some(LastRound {
+            ended: Instant::now(),
+            took: started.elapsed(),
+        });
     }
 }
 
@@ -796,25 +940,51 @@ impl RecognitionService {
         self.rounds.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// One training round on the store as it is now.
-    fn train_round(&self) {
-        self.rounds
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let started = Instant::now();
-        let read = {
-            let store = lock(&self.store);
-            // Clear the flag while holding the store: a change after this
-            // point sets it again and causes another round.
+    /// The threads the last training round could use.
+    #[cfg(test)]
+    fn training_threads(&self) -> usize {
+        self.training_threads
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Reads what changed in the store since `cache` was filled: the new
+    /// faces, or every face when some cached face is gone (a removal).
+    /// Returns the generation read and whether everything was read.
+    fn read_training_set(
+        &self,
+        cache: &TrainingCache,
+    ) -> Result<(u64, bool, Vec<StoredFace>), RecognitionError> {
+        let store = lock(&self.store);
+        // Clear the flag while holding the store: a change after this
+        // point sets it again and causes another round.
+        {
             let mut state = lock(&self.subspace);
             state.dirty = false;
             state.training = true;
-            drop(state);
-            store
-                .generation()
-                .and_then(|g| Ok((g, store.faces()?)))
-                .map_err(store_error)
-        };
-        let (generation, faces) = match read {
+            state.first_change = None;
+            state.last_change = None;
+        }
+        let generation = store.generation().map_err(store_error)?;
+        let total = store.face_total().map_err(store_error)?;
+        let after = cache.ids.last().copied().unwrap_or(FaceId::MIN);
+        let new = store.faces_after(after).map_err(store_error)?;
+        // Faces are only ever appended (with larger ids) or removed: if
+        // the cached ones plus the new ones make the total, none is gone.
+        if (cache.ids.len() + new.len()) as u64 == total {
+            return Ok((generation, false, new));
+        }
+        Ok((generation, true, store.faces().map_err(store_error)?))
+    }
+
+    /// One training round on the store as it is now.
+    fn train_round(&self, cache: &mut TrainingCache) {
+        self.rounds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let threads = rayon::current_num_threads();
+        self.training_threads
+            .store(threads, std::sync::atomic::Ordering::Relaxed);
+        let started = Instant::now();
+        let (generation, all, faces) = match self.read_training_set(cache) {
             Ok(r) => r,
             Err(e) => {
                 warn!(error = %e, "trainer cannot read the store");
@@ -825,30 +995,35 @@ impl RecognitionService {
                 return;
             }
         };
-        let set = training_set(&faces);
-        let mut snapshots = Vec::new();
+        let set = training_set(&faces).map(|(images, labels)| {
+            if all {
+                cache.clear();
+            }
+            cache.ids.extend(faces.iter().map(|f| f.id));
+            cache.images.extend(images);
+            cache.labels.extend(labels);
+        });
+        if set.is_err() {
+            // Read everything again next time.
+            cache.clear();
+        }
+        let mut trained: Vec<(Algorithm, Arc<dyn Recognizer>)> = Vec::new();
         for algorithm in [Algorithm::Eigen, Algorithm::Fisher] {
-            let outcome = set
-                .as_ref()
-                .map_err(|e| e.to_string())
-                .and_then(|(images, labels)| {
-                    if images.is_empty() {
-                        return Err("nobody is enrolled".to_string());
-                    }
-                    let mut model = new_recognizer(algorithm).map_err(|e| e.to_string())?;
-                    model.train(images, labels).map_err(|e| e.to_string())?;
-                    Ok(model)
-                });
+            let outcome = set.as_ref().map_err(|e| e.to_string()).and_then(|()| {
+                if cache.images.is_empty() {
+                    return Err("nobody is enrolled".to_string());
+                }
+                let mut model = new_recognizer(algorithm).map_err(|e| e.to_string())?;
+                model
+                    .train(&cache.images, &cache.labels)
+                    .map_err(|e| e.to_string())?;
+                Ok(Arc::<dyn Recognizer>::from(model))
+            });
             let mut state = lock(&self.subspace);
             match outcome {
                 Ok(model) => {
-                    if let Ok(bytes) = model.to_bytes() {
-                        snapshots.push((algorithm, bytes));
-                    }
-                    *state.slot(algorithm) = Some(Trained {
-                        model: Arc::from(model),
-                        generation,
-                    });
+                    trained.push((algorithm, model.clone()));
+                    *state.slot(algorithm) = Some(Trained { model, generation });
                     *state.error_slot(algorithm) = None;
                 }
                 Err(message) => {
@@ -859,33 +1034,59 @@ impl RecognitionService {
         }
         lock(&self.subspace).training = false;
         self.changed.notify_all();
-        {
-            let lbph = self.lbph.read().unwrap_or_else(|p| p.into_inner());
-            if lbph.model.is_trained()
-                && let Ok(bytes) = lbph.model.to_bytes()
-            {
-                snapshots.push((Algorithm::Lbph, bytes));
-            }
-            let lbph_generation = lbph.generation;
-            drop(lbph);
-            let mut store = lock(&self.store);
-            for (algorithm, bytes) in snapshots {
-                let g = if algorithm == Algorithm::Lbph {
-                    lbph_generation
-                } else {
-                    generation
-                };
-                if let Err(e) = store.save_snapshot(algorithm.name(), g, &bytes) {
-                    warn!(%algorithm, error = %e, "cannot save the snapshot");
-                }
-            }
-        }
+        let saved = self.save_snapshots(generation, trained);
         info!(
             generation,
-            faces = faces.len(),
+            faces = cache.ids.len(),
+            threads,
+            saved,
             ms = started.elapsed().as_millis() as u64,
             "models retrained"
         );
+    }
+
+    /// Saves the snapshots of the models that still describe the store
+    /// (the subspace models of `generation`, and LBPH); returns how many.
+    fn save_snapshots(
+        &self,
+        generation: u64,
+        trained: Vec<(Algorithm, Arc<dyn Recognizer>)>,
+    ) -> usize {
+        let current = match lock(&self.store).generation() {
+            Ok(g) => g,
+            Err(e) => {
+                warn!(error = %e, "cannot read the store generation; snapshots not saved");
+                return 0;
+            }
+        };
+        let mut snapshots = Vec::new();
+        if generation == current {
+            for (algorithm, model) in trained {
+                if let Ok(bytes) = model.to_bytes() {
+                    snapshots.push((algorithm, generation, bytes));
+                }
+            }
+        }
+        {
+            // Serialising LBPH holds its read lock (enrollment waits), so
+            // only when the store has not moved on from it.
+            let lbph = self.lbph.read().unwrap_or_else(|p| p.into_inner());
+            if lbph.generation == current
+                && lbph.model.is_trained()
+                && let Ok(bytes) = lbph.model.to_bytes()
+            {
+                snapshots.push((Algorithm::Lbph, lbph.generation, bytes));
+            }
+        }
+        let mut saved = 0;
+        let mut store = lock(&self.store);
+        for (algorithm, g, bytes) in snapshots {
+            match store.save_snapshot(algorithm.name(), g, &bytes) {
+                Ok(()) => saved += 1,
+                Err(e) => warn!(%algorithm, error = %e, "cannot save the snapshot"),
+            }
+        }
+        saved
     }
 }
 
@@ -1022,6 +1223,89 @@ mod tests {
                 .expect("again");
             assert_eq!(exact.remove(0).name.as_deref(), Some("p1"), "{algorithm}");
         }
+    }
+
+    #[test]
+    fn a_burst_of_changes_is_one_round_on_one_thread() {
+        // An hour of quiet ends a burst: no round can start during it,
+        // however slow the machine.
+        let hour = Duration::from_secs(3600);
+        let pacing = Pacing {
+            quiet: hour,
+            max_delay: hour,
+            gap_factor: 0.0,
+        };
+        let store = Store::open_in_memory().expect("store");
+        let s = RecognitionService::with_pacing(store, RecognitionSettings::default(), pacing)
+            .expect("service");
+        // The round at opening (no snapshot yet) is not paced.
+        assert!(s.wait_trained(Duration::from_secs(60)));
+        let before = s.training_rounds();
+        for k in 0..40 {
+            s.enroll(&format!("p{}", k % 4), &[face(k % 4, k)])
+                .expect("enroll");
+        }
+        assert_eq!(s.training_rounds(), before, "a round during the burst");
+        // LBPH follows every change at once.
+        let lbph = s
+            .recognize(&[face(1, 5).gray], Some(Algorithm::Lbph))
+            .expect("lbph");
+        assert_eq!(lbph[0].model_version, 40);
+        // A recognition that needs the new model starts the round: one
+        // round for the 40 changes, on one thread.
+        for algorithm in [Algorithm::Eigen, Algorithm::Fisher, Algorithm::Eigen] {
+            let ids = s
+                .recognize(&[face(1, 5).gray], Some(algorithm))
+                .expect("recognize");
+            assert_eq!(ids[0].model_version, 40, "{algorithm}");
+            assert_eq!(ids[0].name.as_deref(), Some("p1"), "{algorithm}");
+        }
+        assert_eq!(s.training_rounds(), before + 1);
+        assert_eq!(s.training_threads(), 1);
+        // A removal: the cached training set is read again in full.
+        s.remove("p1").expect("remove");
+        let ids = s
+            .recognize(&[face(1, 5).gray], Some(Algorithm::Eigen))
+            .expect("eigen");
+        assert_ne!(ids[0].name.as_deref(), Some("p1"));
+        assert_eq!(ids[0].model_version, 41);
+        assert_eq!(s.training_rounds(), before + 2);
+    }
+
+    #[test]
+    fn pacing_waits_for_quiet_and_for_a_gap_after_each_round() {
+        let ms = Duration::from_millis;
+        let pacing = Pacing {
+            quiet: ms(500),
+            max_delay: ms(10_000),
+            gap_factor: 1.0,
+        };
+        let t0 = Instant::now();
+        let mut state = Subspace {
+            dirty: true,
+            ..Subspace::default()
+        };
+        // Stale at opening: no change to wait for.
+        assert_eq!(pacing.delay(&state, None, t0), None);
+        state.first_change = Some(t0);
+        state.last_change = Some(t0 + ms(300));
+        assert_eq!(pacing.delay(&state, None, t0 + ms(400)), Some(ms(400)));
+        assert_eq!(pacing.delay(&state, None, t0 + ms(800)), None);
+        // A stream that never pauses: at most max_delay after its start.
+        state.last_change = Some(t0 + ms(9_900));
+        assert_eq!(pacing.delay(&state, None, t0 + ms(9_950)), Some(ms(50)));
+        // After a round of 3 s that ended at 9 s: not before 12 s.
+        let last = LastRound {
+            ended: t0 + ms(9_000),
+            took: ms(3_000),
+        };
+        assert_eq!(
+            pacing.delay(&state, Some(last), t0 + ms(10_000)),
+            Some(ms(2_000))
+        );
+        // Someone waits for a model: at once.
+        state.waiting = 1;
+        assert_eq!(pacing.delay(&state, Some(last), t0 + ms(10_000)), None);
     }
 
     #[test]
