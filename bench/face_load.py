@@ -192,7 +192,7 @@ class Topology:
         self.addr = ""
 
     def __enter__(self) -> "Topology":
-        serve = [str(self.binary), "serve", "--listen", "127.0.0.1:0", "--http", "off", "--queue-capacity", "4096"]
+        serve = [str(self.binary), "serve", "--listen", "127.0.0.1:0", "--http", "off", "--queue-capacity", "4096", "--max-queued-per-client", "4096"]
         data_dir = self.workdir / "data"
         try:
             if self.split:

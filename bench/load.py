@@ -201,7 +201,7 @@ def run_ocellus_server(binary: Path, work, ops: str, workers: int | None, link=p
                        extra: list[str] = ()) -> dict:
     # The filter role only: this benchmark measures the filter server (and a
     # node with every role would open a face store in the home folder).
-    cmd = [str(binary), "serve", "--listen", "127.0.0.1:0", "--http", "off", "--queue-capacity", "4096", "--roles", "filter"]
+    cmd = [str(binary), "serve", "--listen", "127.0.0.1:0", "--http", "off", "--queue-capacity", "4096", "--max-queued-per-client", "4096", "--roles", "filter"]
     if workers:
         cmd += ["--workers", str(workers)]
     proc, addr = start(cmd + list(extra))

@@ -238,7 +238,7 @@ class Mesh:
         try:
             for i, mode in enumerate(self.forwarding):
                 cmd = [str(self.binary), "serve", "--listen", "127.0.0.1:0", "--http", "off", "--workers", "1",
-                       "--roles", "filter", "--queue-capacity", "4096",
+                       "--roles", "filter", "--queue-capacity", "4096", "--max-queued-per-client", "4096",
                        "--data-dir", str(self.workdir / f"node{i}"),
                        "--gossip-interval", str(self.interval_ms)]
                 if secret:

@@ -49,9 +49,11 @@ impl ImageInfo {
         self.width as u64 * self.height as u64
     }
 
-    /// Bytes of the decoder's output (pixels x channels x bytes per sample).
+    /// Bytes of the decoder's output (pixels x channels x bytes per sample),
+    /// saturating: a header may declare 2^32 x 2^32 pixels.
     pub fn output_bytes(&self) -> u64 {
-        self.pixels() * self.channels as u64 * self.bytes_per_sample as u64
+        self.pixels()
+            .saturating_mul(self.channels as u64 * self.bytes_per_sample as u64)
     }
 }
 
@@ -227,7 +229,9 @@ fn inspect_png(bytes: &[u8]) -> Result<ImageInfo, DecodeError> {
     let output = info.output_bytes();
     let eight_bit = if bytes_per_sample == 2 { output / 2 } else { 0 };
     let interlaced = if info.progressive { output } else { 0 };
-    info.decode_bytes = output + eight_bit.max(interlaced) + FIXED_OVERHEAD;
+    info.decode_bytes = output
+        .saturating_add(eight_bit.max(interlaced))
+        .saturating_add(FIXED_OVERHEAD);
     Ok(info)
 }
 
@@ -267,18 +271,27 @@ fn inspect_webp(bytes: &[u8]) -> Result<ImageInfo, DecodeError> {
     let (decoder, _) = header_decoder(reader, format)?;
     let (width, height) = decoder.dimensions();
     let channels = decoder.color_type().channel_count();
+    // WebP sizes have at most 24 bits, so none of this can overflow.
     let px = width as u64 * height as u64;
     let kind = webp_kind(bytes);
-    let working = match kind {
-        WebpKind::Lossless if channels == 3 => 4 * px,
-        WebpKind::Lossless => 0,
-        WebpKind::Lossy { alpha } => {
-            let (mbw, mbh) = (width.div_ceil(16) as u64, height.div_ceil(16) as u64);
-            let planes = mbw * mbh * 384 + bytes.len() as u64;
-            planes + if alpha { 7 * px } else { 0 }
-        }
-        WebpKind::Animated => 8 * px,
-    };
+    // The decoder allocates each frame at the size its own VP8/VP8L
+    // header declares, which a file may make larger than the canvas
+    // (found by fuzzing: a 16x16 animated canvas whose first frame
+    // declared 6400x4900). Such a frame is counted as four bytes a pixel
+    // beside the canvas.
+    let frame_px = webp_largest_frame(bytes);
+    let oversize = if frame_px > px { 4 * frame_px } else { 0 };
+    let working = oversize
+        + match kind {
+            WebpKind::Lossless if channels == 3 => 4 * px,
+            WebpKind::Lossless => 0,
+            WebpKind::Lossy { alpha } => {
+                let (mbw, mbh) = (width.div_ceil(16) as u64, height.div_ceil(16) as u64);
+                let planes = mbw * mbh * 384 + bytes.len() as u64;
+                planes + if alpha { 7 * px } else { 0 }
+            }
+            WebpKind::Animated => 8 * px,
+        };
     Ok(ImageInfo {
         format,
         width,
@@ -289,6 +302,60 @@ fn inspect_webp(bytes: &[u8]) -> Result<ImageInfo, DecodeError> {
         scans: 1,
         decode_bytes: px * channels as u64 + working + FIXED_OVERHEAD,
     })
+}
+
+/// The largest frame, in pixels, that the VP8 or VP8L headers of a WebP
+/// file declare, at the top level or inside ANMF chunks (0 when none can
+/// be read).
+fn webp_largest_frame(bytes: &[u8]) -> u64 {
+    fn frame_pixels(kind: &[u8], data: &[u8]) -> u64 {
+        match kind {
+            // Frame tag (3 bytes), start code 9d 01 2a, then 14-bit sides.
+            b"VP8 " => match data.get(3..10) {
+                Some(d) if d[..3] == [0x9d, 0x01, 0x2a] => {
+                    let w = u16::from_le_bytes([d[3], d[4]]) & 0x3fff;
+                    let h = u16::from_le_bytes([d[5], d[6]]) & 0x3fff;
+                    w as u64 * h as u64
+                }
+                _ => 0,
+            },
+            // Signature 0x2f, then width - 1 and height - 1 in 14 bits each.
+            b"VP8L" => match data.get(0..5) {
+                Some(d) if d[0] == 0x2f => {
+                    let bits = u32::from_le_bytes([d[1], d[2], d[3], d[4]]);
+                    let w = (bits & 0x3fff) as u64 + 1;
+                    let h = ((bits >> 14) & 0x3fff) as u64 + 1;
+                    w * h
+                }
+                _ => 0,
+            },
+            _ => 0,
+        }
+    }
+    fn walk(bytes: &[u8], mut i: usize, end: usize, depth: u8) -> u64 {
+        let mut largest = 0;
+        while let Some(head) = bytes.get(i..i + 8) {
+            if i + 8 > end {
+                break;
+            }
+            let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+            let start = i + 8;
+            let stop = start.saturating_add(len).min(end).min(bytes.len());
+            let data = bytes.get(start..stop).unwrap_or(&[]);
+            let kind = &head[..4];
+            largest = largest.max(frame_pixels(kind, data));
+            // ANMF: 16 bytes of frame position and timing, then chunks.
+            if kind == b"ANMF" && depth == 0 {
+                largest = largest.max(walk(bytes, start + 16, stop, 1));
+            }
+            i = match start.checked_add(len + (len & 1)) {
+                Some(j) => j,
+                None => break,
+            };
+        }
+        largest
+    }
+    walk(bytes, 12, bytes.len(), 0)
 }
 
 enum WebpKind {
@@ -357,11 +424,14 @@ fn inspect_other(bytes: &[u8], format: ImageFormat) -> Result<ImageInfo, DecodeE
     };
     let output = info.output_bytes();
     let eight_bit = if bytes_per_sample > 1 {
-        info.pixels() * channels as u64
+        info.pixels().saturating_mul(channels as u64)
     } else {
         0
     };
-    info.decode_bytes = 2 * output + eight_bit + FIXED_OVERHEAD;
+    info.decode_bytes = output
+        .saturating_mul(2)
+        .saturating_add(eight_bit)
+        .saturating_add(FIXED_OVERHEAD);
     Ok(info)
 }
 

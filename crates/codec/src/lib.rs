@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+mod cost;
 mod decode;
 mod encode;
 mod format;

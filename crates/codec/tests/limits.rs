@@ -350,6 +350,15 @@ fn damaged_headers_are_errors_never_panics() {
         }
         assert!(inspect(&bytes[..2.min(bytes.len())]).is_err(), "{name}");
     }
+    // The largest sizes a PNG header can declare: no overflow, a clear refusal.
+    let mut huge = png16_zeros(1, 1, 1);
+    huge[16..24].fill(0xFF);
+    let info = inspect(&huge).unwrap();
+    assert_eq!(info.decode_bytes, u64::MAX);
+    assert!(matches!(
+        check(&info, &DecodeLimits::default()),
+        Err(DecodeError::TooLarge { .. })
+    ));
     // A JPEG that stops right after its start marker, or has no frame header.
     let err = inspect(&[0xFF, 0xD8, 0xFF]).unwrap_err();
     assert!(

@@ -5,20 +5,18 @@
 //! `too_costly` at parse time, naming the estimate, the limit and its
 //! flag, and never queued. The estimates are the pure crates' (each
 //! operation's measured cost beside its code, detection's per window);
-//! this module only adds them up. An image whose header cannot be read
-//! costs nothing here: decoding refuses it at once, with its own error.
+//! this module only adds them up (with each image's decode,
+//! `ImageInfo::decode_cost_ns`). An image whose header cannot be read, or
+//! that is over the decode limits, costs nothing here: decoding refuses it
+//! at once from its header, with its own error.
 
 use bytes::Bytes;
-use ocellus_codec::read_dimensions;
+use ocellus_codec::inspect;
 use ocellus_imaging::pipeline::{FilterError, Pipeline};
 use ocellus_protocol::{ErrorCode, ErrorEvent};
 
 use crate::call::error;
 use crate::state::State;
-
-/// Channels assumed for the estimate when the header does not say (the
-/// most a decoded image has: RGBA).
-const MAX_CHANNELS: u8 = 4;
 
 /// Checks a FILTER request: every operation's output within
 /// `--max-pixels`, the pipeline's estimated time within the limit.
@@ -27,11 +25,17 @@ pub(super) fn check_filter(
     image: &[u8],
     pipeline: &Pipeline,
 ) -> Result<(), ErrorEvent> {
-    let Ok((_, width, height)) = read_dimensions(image) else {
+    let Ok(info) = inspect(image) else {
         return Ok(());
     };
+    let (width, height) = (info.width, info.height);
     let limits = &state.roles.decode_limits;
-    let plan = match pipeline.plan(width, height, MAX_CHANNELS, limits.max_pixels) {
+    if ocellus_codec::check(&info, limits).is_err() {
+        // The decode refuses it from its header, with the precise error.
+        return Ok(());
+    }
+    // Decoded to at most 8-bit samples, in the header's channels.
+    let plan = match pipeline.plan(width, height, info.channels.clamp(1, 4), limits.max_pixels) {
         Ok(plan) => plan,
         Err(e @ FilterError::TooLarge { .. }) => {
             return Err(too_costly(state, format!("{e} (--max-pixels)")));
@@ -40,8 +44,9 @@ pub(super) fn check_filter(
         // before (filter_failed).
         Err(_) => return Ok(()),
     };
-    within(state, plan.cost_ns, || {
-        format!("the pipeline on a {width}x{height} image")
+    let cost = plan.cost_ns.saturating_add(info.decode_cost_ns());
+    within(state, cost, || {
+        format!("decoding a {width}x{height} image and the pipeline on it")
     })
 }
 
@@ -58,19 +63,21 @@ pub(super) fn check_detection(
     let mut total: u64 = 0;
     let mut pixels: u64 = 0;
     for image in images {
-        if let Ok((_, w, h)) = read_dimensions(image) {
-            total = total.saturating_add(ocellus_detect::detect_cost_ns(
-                &settings.cascade,
-                w,
-                h,
-                params,
-            ));
+        let limits = &state.roles.decode_limits;
+        if let Ok(info) = inspect(image)
+            && ocellus_codec::check(&info, limits).is_ok()
+        {
+            let (w, h) = (info.width, info.height);
+            let detection = ocellus_detect::detect_cost_ns(&settings.cascade, w, h, params);
+            total = total
+                .saturating_add(detection)
+                .saturating_add(info.decode_cost_ns());
             pixels = pixels.saturating_add(w as u64 * h as u64);
         }
     }
     within(state, total, || {
         format!(
-            "detection on {} image(s) of {:.1} megapixels in all",
+            "decoding and detection on {} image(s) of {:.1} megapixels in all",
             images.len(),
             pixels as f64 / 1e6
         )
