@@ -371,3 +371,27 @@ fn damaged_headers_are_errors_never_panics() {
     let err = inspect(&[0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02, 0xFF, 0xD9]).unwrap_err();
     assert!(err.to_string().contains("frame header"), "{err}");
 }
+
+/// The inputs fuzzing found (fuzz/README.md): each made a decoder
+/// allocate far beyond what its header showed. They are refused, or
+/// costed at what the decoder really takes, before decoding.
+#[test]
+fn fuzzing_findings_stay_fixed() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzzed");
+    let small = DecodeLimits {
+        max_pixels: 4_000_000,
+        max_dimension: 16_384,
+        max_decode_bytes: 64 << 20,
+    };
+    // A 16x16 animated WebP canvas whose frame declares 6400x4900.
+    let webp = std::fs::read(dir.join("webp_frame_over_canvas.webp")).unwrap();
+    if let Ok(info) = inspect(&webp) {
+        assert!(info.decode_bytes > 100 << 20, "{info:?}");
+        assert!(check(&info, &small).is_err());
+    }
+    assert!(decode(&webp, &small).is_err());
+    // A TIFF whose tag declares more values than the file holds.
+    let tiff = std::fs::read(dir.join("tiff_tag_count.tif")).unwrap();
+    assert!(matches!(inspect(&tiff), Err(DecodeError::Corrupt { .. })));
+    assert!(decode(&tiff, &small).is_err());
+}

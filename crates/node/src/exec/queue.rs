@@ -4,6 +4,9 @@
 //! [`ClientId`]) has its own line of waiting jobs, and the workers take
 //! the next job from each client in turn (round-robin): a client that
 //! queues many jobs waits behind its own, not in front of everyone else.
+//! A client whose line was empty joins at the front of the turn (it has
+//! had nothing in this one), so a client sending one job at a time waits
+//! only for a worker to be free.
 //!
 //! Invariants: at most `capacity` jobs wait in all, and at most
 //! `per_client` of one client; a waiting job is told its position
@@ -230,7 +233,11 @@ impl<W> JobQueue<W> {
         let job = s.next_job;
         s.next_job += 1;
         if queued == 0 {
-            s.ring.push_back(client.clone());
+            // A client with nothing waiting has had no job in this turn:
+            // its job is the next to start (a client that sends one job
+            // at a time waits for one free worker, never behind the
+            // clients that keep lines).
+            s.ring.push_front(client.clone());
         }
         let lengths = {
             let mut l = s.lengths();
@@ -524,16 +531,16 @@ mod tests {
         }
         q.push(&b, 100, Arc::default(), rec.clone(), ("b", 100))
             .unwrap();
-        // B's job runs second, not sixth, and was told so.
-        assert_eq!(positions(&rec, 100), vec![2]);
-        // A's later jobs moved back by one.
+        // B's job runs first, not sixth, and was told so.
+        assert_eq!(positions(&rec, 100), vec![1]);
+        // A's jobs moved back by one.
         assert_eq!(positions(&rec, 3), vec![3, 4]);
         let order: Vec<u64> = std::iter::from_fn(|| {
             let s = q.stats();
             (s.queue_length > 0).then(|| q.pop().unwrap().task.1)
         })
         .collect();
-        assert_eq!(order, vec![1, 100, 2, 3, 4, 5]);
+        assert_eq!(order, vec![100, 1, 2, 3, 4, 5]);
     }
 
     #[test]
@@ -555,11 +562,13 @@ mod tests {
         );
         q.push(&b, 4, Arc::default(), rec.clone(), 4).unwrap();
         assert_eq!(q.stats().clients_waiting, 2);
+        // B had nothing waiting: it goes first.
+        assert_eq!(q.pop().unwrap().task, 4);
         assert_eq!(q.pop().unwrap().task, 1);
         // A has room again.
         q.push(&a, 5, Arc::default(), rec.clone(), 5).unwrap();
-        let rest: Vec<i32> = (0..3).map(|_| q.pop().unwrap().task).collect();
-        assert_eq!(rest, vec![4, 2, 5]);
+        let rest: Vec<i32> = (0..2).map(|_| q.pop().unwrap().task).collect();
+        assert_eq!(rest, vec![2, 5]);
     }
 
     #[test]
