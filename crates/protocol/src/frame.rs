@@ -186,7 +186,25 @@ enum Parsed {
 /// after 18, before anything else is buffered. The payload is copied out
 /// of `buf`; [`take_frame`] avoids the copy.
 pub fn decode_frame(buf: &[u8], limits: &FrameLimits) -> Result<Decoded, FrameError> {
-    Ok(match parse(buf, limits)? {
+    let parsed = parse(buf, limits)?;
+    Ok(decoded(parsed, |start, total| {
+        Bytes::copy_from_slice(&buf[start..total])
+    }))
+}
+
+/// As [`decode_frame`], but a whole frame is taken off the front of `buf`
+/// and its payload shares `buf`'s memory (no copy: a receiver holds each
+/// payload byte once). On `NeedMore` or an error `buf` is unchanged.
+pub fn take_frame(buf: &mut BytesMut, limits: &FrameLimits) -> Result<Decoded, FrameError> {
+    let parsed = parse(buf, limits)?;
+    Ok(decoded(parsed, |start, total| {
+        buf.split_to(total).freeze().slice(start..)
+    }))
+}
+
+/// The frame `parse` found, with its payload from `payload(start, total)`.
+fn decoded(parsed: Parsed, payload: impl FnOnce(usize, usize) -> Bytes) -> Decoded {
+    match parsed {
         Parsed::NeedMore(n) => Decoded::NeedMore(n),
         Parsed::Ready {
             version,
@@ -201,40 +219,11 @@ pub fn decode_frame(buf: &[u8], limits: &FrameLimits) -> Result<Decoded, FrameEr
                 op,
                 request_id,
                 header,
-                payload: Bytes::copy_from_slice(&buf[payload_start..total]),
+                payload: payload(payload_start, total),
             },
             total,
         ),
-    })
-}
-
-/// As [`decode_frame`], but a whole frame is taken off the front of `buf`
-/// and its payload shares `buf`'s memory (no copy: a receiver holds each
-/// payload byte once). On `NeedMore` or an error `buf` is unchanged.
-pub fn take_frame(buf: &mut BytesMut, limits: &FrameLimits) -> Result<Decoded, FrameError> {
-    Ok(match parse(buf, limits)? {
-        Parsed::NeedMore(n) => Decoded::NeedMore(n),
-        Parsed::Ready {
-            version,
-            op,
-            request_id,
-            header,
-            payload_start,
-            total,
-        } => {
-            let bytes = buf.split_to(total).freeze();
-            Decoded::Frame(
-                Frame {
-                    version,
-                    op,
-                    request_id,
-                    header,
-                    payload: bytes.slice(payload_start..),
-                },
-                total,
-            )
-        }
-    })
+    }
 }
 
 /// The whole length of the frame that starts `buf` (its 4-byte length
