@@ -732,16 +732,21 @@ fn a_client_leaving_with_queued_jobs_removes_them() {
     assert_eq!(status["busy"], json!(1), "{status:?}");
     conn.close();
 
-    // The queued jobs disappear; the running one ends; nothing else runs.
+    // The queued jobs disappear; the running one ends; nothing else runs
+    // to its end. (A worker may pop the next job in the instant before the
+    // node sees the close: that job is stopped at its first checkpoint and
+    // counted as cancelled.)
     let mut last = serde_json::Map::new();
     let settled = wait_until(PATIENCE, || {
         last = server.status();
         last["queue_length"] == json!(0) && last["busy"] == json!(0)
     });
     assert!(settled, "queue never drained: {last:?}");
-    let done = last["jobs_done"].as_u64().unwrap() + last["jobs_failed"].as_u64().unwrap();
+    let count = |k: &str| last[k].as_u64().unwrap_or(u64::MAX);
     assert!(
-        done <= 1,
+        count("jobs_done") <= 1
+            && count("jobs_failed") == 0
+            && count("jobs_done") + count("jobs_cancelled") <= 2,
         "jobs of a client that left were run: {last:?}\n{}",
         server.log()
     );

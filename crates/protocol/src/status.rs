@@ -27,6 +27,10 @@ pub struct StatusReport {
     pub jobs_done: u64,
     /// Jobs that ended in an error.
     pub jobs_failed: u64,
+    /// Jobs that started but whose client had gone before they ended:
+    /// stopped at a checkpoint or their result discarded.
+    #[serde(default)]
+    pub jobs_cancelled: u64,
     /// Seconds since start.
     pub uptime_s: f64,
     /// Recent average job time, seconds.

@@ -38,9 +38,10 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             report.queue_length, report.queue_capacity, report.busy, report.workers
         );
         println!(
-            "jobs: {} done, {} failed; mean job {:.0} ms; up {:.0} s",
+            "jobs: {} done, {} failed, {} cancelled; mean job {:.0} ms; up {:.0} s",
             report.jobs_done,
             report.jobs_failed,
+            report.jobs_cancelled,
             report.mean_job_s * 1e3,
             report.uptime_s
         );

@@ -81,6 +81,9 @@ pub struct QueueStats {
     pub jobs_done: u64,
     /// Jobs that ended in an error.
     pub jobs_failed: u64,
+    /// Jobs that started but whose client had gone: stopped at a
+    /// checkpoint or their result discarded (neither done nor failed).
+    pub jobs_cancelled: u64,
     /// Recent average run time of a job, seconds.
     pub mean_job_s: f64,
     /// Clients with jobs waiting.
@@ -298,15 +301,10 @@ impl<W> JobQueue<W> {
         }
     }
 
-    /// Records the end of a running job.
-    pub fn finish(&self, job: u64, ok: bool, elapsed: Duration) {
-        self.release(job, elapsed);
-        self.count(ok);
-    }
-
     /// Records that a job no longer needs its worker (it ran for
-    /// `elapsed`), without counting its outcome yet: the rest of it is a
-    /// wait elsewhere, and [`count`](Self::count) follows.
+    /// `elapsed`). Its outcome is counted apart, by [`count`](Self::count)
+    /// or [`count_cancelled`](Self::count_cancelled), once it is known (a
+    /// forwarded job's is known only when the peer answers).
     pub fn release(&self, job: u64, elapsed: Duration) {
         let mut s = self.lock();
         s.running.retain(|&j| j != job);
@@ -317,6 +315,11 @@ impl<W> JobQueue<W> {
         } else {
             (1.0 - EWMA_WEIGHT) * s.stats.mean_job_s + EWMA_WEIGHT * t
         };
+    }
+
+    /// Counts a started job whose client had gone before it ended.
+    pub fn count_cancelled(&self) {
+        self.lock().stats.jobs_cancelled += 1;
     }
 
     /// Counts a job's outcome.
@@ -480,7 +483,8 @@ mod tests {
         );
         let first = q.pop().unwrap();
         assert_eq!(first.task, 1);
-        q.finish(first.job, true, Duration::from_millis(10));
+        q.release(first.job, Duration::from_millis(10));
+        q.count(true);
         assert_eq!(q.pop().unwrap().task, 2);
         assert_eq!(positions(&rec, 3), vec![3, 2, 1]);
         assert_eq!(q.stats().jobs_done, 1);

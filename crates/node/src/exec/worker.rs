@@ -81,13 +81,15 @@ fn run(w: &Workers) {
         let gone = || job.cancelled.load(std::sync::atomic::Ordering::Acquire);
         match ran {
             Ran::Done(result) => {
-                w.queue.finish(job.job, result.is_ok(), elapsed);
+                w.queue.release(job.job, elapsed);
                 w.metrics.job_ran(op, elapsed);
                 if gone() {
+                    w.queue.count_cancelled();
                     w.metrics.job_cancelled();
                     info!(job = job.job, %description, ms, "stopped or discarded: client gone");
                     continue;
                 }
+                w.queue.count(result.is_ok());
                 answer(&w.node_id, job.job, &description, ms, result, responder);
             }
             Ran::Remote(rest) => {
@@ -99,12 +101,14 @@ fn run(w: &Workers) {
                 let metrics = w.metrics.clone();
                 w.runtime.spawn(async move {
                     let result = rest.await;
-                    queue.count(result.is_ok());
                     metrics.job_ran(op, started.elapsed());
                     if cancelled.load(std::sync::atomic::Ordering::Acquire) {
+                        queue.count_cancelled();
+                        metrics.job_cancelled();
                         info!(job = number, %description, "result discarded: client gone");
                         return;
                     }
+                    queue.count(result.is_ok());
                     answer(&node_id, number, &description, ms, result, responder);
                 });
             }

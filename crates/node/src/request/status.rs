@@ -19,6 +19,7 @@ pub(crate) fn report(state: &State) -> StatusReport {
         busy: stats.busy,
         jobs_done: stats.jobs_done,
         jobs_failed: stats.jobs_failed,
+        jobs_cancelled: stats.jobs_cancelled,
         uptime_s: state.started.elapsed().as_secs_f64(),
         mean_job_s: stats.mean_job_s,
         peer_auth_failures: state.access.peer_auth_failures(),
