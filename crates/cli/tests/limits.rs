@@ -83,6 +83,8 @@ fn costly_requests_are_refused_before_any_work_naming_the_limit() {
         "--max-decode-bytes",
         "256MiB",
     ]);
+    let pid = server.pid();
+    let before = proc_kib(pid, "VmRSS:");
     let mut conn = server.connect();
     // The attack: a 1x1 image blown up, then medians.
     let one = encode(
@@ -135,12 +137,16 @@ fn costly_requests_are_refused_before_any_work_naming_the_limit() {
         "{}",
         message(&answer)
     );
-    // All refused at once, not after the work.
+    // All refused at once, not after the work, and without the memory the
+    // work would have taken (the 16-bit PNG alone: 648 MB).
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{:?}",
         started.elapsed()
     );
+    let grew_mib = proc_kib(pid, "VmHWM:").saturating_sub(before) / 1024;
+    eprintln!("refused costly requests: the node grew by {grew_mib} MiB");
+    assert!(grew_mib <= 16, "the node grew by {grew_mib} MiB");
     // What is within the limits still runs.
     server.assert_serves(&tiny_png(), "resize=400x400,median=3");
     let status = server.status();
@@ -183,9 +189,18 @@ fn one_client_flooding_the_queue_does_not_starve_another() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(800));
+    // Client B comes while A has many jobs waiting (A's 18 requests are
+    // sent at once; 9 fit: 1 running and 8 waiting).
+    assert!(
+        wait_until(Duration::from_secs(20), || server.status()["queue_length"]
+            .as_u64()
+            .is_some_and(|n| n >= 6)),
+        "A's jobs never queued: {:?}",
+        server.status()
+    );
     // Client B is told it runs next-but-one, and does.
     let mut other = Raw::connect_from(OTHER, server.addr);
+    let b_sent = Instant::now();
     other.send_filter(1, "invert", &tiny_png());
     let accepted = other.next_frame();
     assert_eq!(
@@ -200,7 +215,7 @@ fn one_client_flooding_the_queue_does_not_starve_another() {
     assert_eq!(op_of(events.last().unwrap()), Some(Op::Result));
     let b_done = Instant::now();
 
-    let (mut busy, mut results, mut after_b) = (0, 0, 0);
+    let (mut busy, mut results, mut between, mut after_b) = (0, 0, 0, 0);
     for t in flood {
         let (first, last) = t.join().unwrap();
         for (id, f) in &first {
@@ -219,17 +234,20 @@ fn one_client_flooding_the_queue_does_not_starve_another() {
                 results += 1;
                 if *at > b_done {
                     after_b += 1;
+                } else if *at > b_sent {
+                    between += 1;
                 }
             }
         }
     }
     // A's jobs beyond 8 waiting (plus the one running) were refused to A
-    // alone, and most of A's accepted jobs ran after B's.
+    // alone; of A's jobs unfinished when B came, at most the running one
+    // and the next ended before B's, and the others ran after it.
     assert!(busy >= 18 - 9, "busy {busy}, results {results}");
     assert_eq!(busy + results, 18);
     assert!(
-        after_b + 2 >= results,
-        "only {after_b} of A's {results} jobs ran after B's"
+        between <= 2 && after_b >= 4,
+        "of A's {results} jobs, {between} ended while B waited and {after_b} after B"
     );
 }
 
@@ -418,7 +436,11 @@ fn a_client_that_never_reads_is_closed_after_the_write_timeout() {
         "filter",
         "--write-timeout",
         "2",
+        "--memory-budget",
+        "32MiB",
     ]);
+    let pid = server.pid();
+    let before = proc_kib(pid, "VmRSS:");
     // Requests whose results (about 6 MB each) it never reads.
     let image = noise_png(1400, 1400, 4);
     let mut conn = server.connect();
@@ -447,5 +469,120 @@ fn a_client_that_never_reads_is_closed_after_the_write_timeout() {
         results < 12,
         "all {results} results were kept for it ({end:?})"
     );
+    // What it held meanwhile stayed within the budget (requests and
+    // unwritten results: 32 MiB), plus what the budget does not count, the
+    // running jobs' working memory (2 workers x a decoded image, its
+    // result and the result's PNG, 6 MB each: 36 MB), plus 32 MiB of
+    // allocator slack: 86-88 MiB measured here. With a budget too large to
+    // matter (4 GiB) the node grew by 171 MiB.
+    let grew_mib = proc_kib(pid, "VmHWM:").saturating_sub(before) / 1024;
+    eprintln!("never-read results: the node grew by {grew_mib} MiB");
+    assert!(
+        grew_mib <= 32 + 36 + 32,
+        "the node grew by {grew_mib} MiB with a budget of 32 MiB"
+    );
     server.assert_serves(&tiny_png(), "invert");
+}
+
+/// Sends one HTTP/1.1 request on a fresh connection and returns the status
+/// line of its answer.
+fn http_status_line(addr: std::net::SocketAddr, path: &str, body: &[u8]) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: ocellus\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut stream, &mut answer);
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn http_uploads_wait_within_the_memory_budget_too() {
+    const BUDGET_MIB: u64 = 32;
+    let budget = format!("{BUDGET_MIB}MiB");
+    let server = ServerProcess::start(&[
+        "--roles",
+        "filter",
+        "--memory-budget",
+        &budget,
+        "--max-frame",
+        "200000000",
+        "--frame-timeout",
+        "3",
+    ]);
+    let http = server.http.expect("the node serves HTTP");
+    let pid = server.pid();
+    let before = proc_kib(pid, "VmRSS:");
+    // A body declaring more than the whole budget: refused unread.
+    let mut conn = std::net::TcpStream::connect(http).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(
+        b"POST /v1/filter?ops=invert HTTP/1.1\r\nHost: ocellus\r\nContent-Length: 150000000\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = std::io::Read::read(&mut conn, &mut answer).unwrap_or(0);
+    let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("--memory-budget"), "{answer}");
+    drop(conn);
+
+    // Eight uploads declaring 60 MB, 40 MB sent of each (320 MB if held).
+    let head =
+        b"POST /v1/filter?ops=invert HTTP/1.1\r\nHost: ocellus\r\nContent-Length: 60000000\r\n\r\n";
+    let senders: Vec<_> = (0..8)
+        .map(|_| {
+            let mut raw = std::net::TcpStream::connect(http).unwrap();
+            std::thread::spawn(move || {
+                let _ = raw.set_write_timeout(Some(Duration::from_secs(10)));
+                let _ = raw.write_all(head);
+                let _ = raw.write_all(&vec![0u8; 20_000_000]);
+                std::thread::sleep(Duration::from_secs(4));
+                drop(raw);
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    // Small requests are still read and answered, on both ports.
+    let started = Instant::now();
+    let status = http_status_line(http, "/v1/filter?ops=invert", &tiny_png());
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let took = other_client_is_served(&server);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?} ({took:?} on TCP)",
+        started.elapsed()
+    );
+    let peak = proc_kib(pid, "VmHWM:");
+    let grew_mib = peak.saturating_sub(before) / 1024;
+    assert!(
+        grew_mib <= BUDGET_MIB + 48,
+        "the node grew by {grew_mib} MiB with a budget of {BUDGET_MIB} MiB"
+    );
+    for s in senders {
+        let _ = s.join();
+    }
+    // The stalled uploads hold the budget in turn, each until the body
+    // timeout (3 s) cuts it off; then an upload larger than 64 KiB is read
+    // and answered again.
+    let image = noise_png(400, 300, 9);
+    assert!(image.len() > 64 * 1024);
+    let started = Instant::now();
+    let status = http_status_line(http, "/v1/filter?ops=invert", &image);
+    assert!(
+        status.starts_with("HTTP/1.1 200"),
+        "{status} after {:?}",
+        started.elapsed()
+    );
 }

@@ -230,6 +230,8 @@ pub(crate) struct Built {
     pub op: Op,
     pub header: Map<String, Value>,
     pub images: Vec<Bytes>,
+    /// The body's bytes as received, already held against the budget.
+    pub held: Option<crate::budget::Charge>,
 }
 
 impl Built {
@@ -239,6 +241,7 @@ impl Built {
             op,
             header,
             images: Vec::new(),
+            held: None,
         }
     }
 }
@@ -257,6 +260,7 @@ pub(crate) fn dispatch(
         op,
         mut header,
         images,
+        held,
     } = built;
     if !images.is_empty() {
         let lengths: Vec<u64> = images.iter().map(|i| i.len() as u64).collect();
@@ -267,6 +271,12 @@ pub(crate) fn dispatch(
         1 => images.into_iter().next().unwrap_or_default(),
         _ => images.concat().into(),
     };
+    // The request holds its payload's bytes from now on: the body's charge
+    // when it came with one (trimmed of what was not an image), topped up
+    // for a payload joined from several parts.
+    let mut held = held.unwrap_or_else(|| state.budget.empty());
+    held.shrink_to(payload.len() as u64);
+    held.force((payload.len() as u64).saturating_sub(held.bytes()));
     let request = Incoming {
         op,
         request_id,
@@ -276,7 +286,7 @@ pub(crate) fn dispatch(
     let answer: Box<dyn Answer> = Box::new(LogAnswer {
         log: log.clone(),
         _outstanding: state.outstanding.track(),
-        _request: state.budget.charge(request.payload.len() as u64),
+        _request: held,
         budget: state.budget.clone(),
     });
     let client_id = session.client_id(client);

@@ -6,10 +6,12 @@
 //! Invariant: a field is either one this operation knows, parsed into its
 //! type, or the request is refused `bad_request` naming it (a misspelt
 //! `min_sise` must not silently run with the default); the body is never
-//! larger than `--max-frame` (the router's limit), and its images are
-//! shared slices of it, never copied.
+//! larger than `--max-frame` (the router's limit), it is counted against
+//! the memory budget as it arrives ([`body`]), and its images are shared
+//! slices of it, never copied.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::extract::{FromRequest, Multipart, Query, Request};
 use axum::http::StatusCode;
@@ -19,13 +21,17 @@ use ocellus_protocol::face::{DetectOverrides, DetectRequest, EnrollRequest, Reco
 use ocellus_protocol::message::{FilterRequest, to_header};
 use serde_json::{Map, Value};
 
+use super::body;
 use super::error::ApiError;
+use crate::budget::{Charge, MemoryBudget};
 
 /// The images and fields of a request.
 #[derive(Debug, Default)]
 pub(crate) struct Input {
     pub images: Vec<Bytes>,
     pub fields: BTreeMap<String, String>,
+    /// The body's bytes, held against the memory budget ([`body`]).
+    pub held: Option<Charge>,
 }
 
 /// A body over the limit, or one that could not be read.
@@ -47,9 +53,11 @@ pub(crate) fn query(request: &Request) -> Result<BTreeMap<String, String>, ApiEr
         .map_err(|e| ApiError::bad_request(format!("the query string: {e}")))
 }
 
-/// Reads the images and fields of `request`.
-pub(crate) async fn read(request: Request) -> Result<Input, ApiError> {
+/// Reads the images and fields of `request`, its body counted against
+/// `budget` as it arrives.
+pub(crate) async fn read(request: Request, budget: &Arc<MemoryBudget>) -> Result<Input, ApiError> {
     let mut fields = query(&request)?;
+    let (request, counted) = body::count(request, budget)?;
     let multipart = request
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
@@ -89,7 +97,12 @@ pub(crate) async fn read(request: Request) -> Result<Input, ApiError> {
             images.push(body);
         }
     }
-    Ok(Input { images, fields })
+    let held = Some(counted.finish().await);
+    Ok(Input {
+        images,
+        fields,
+        held,
+    })
 }
 
 impl Input {

@@ -12,6 +12,7 @@
 //! same code as on TCP, so the two ports cannot disagree.
 
 mod auth;
+mod body;
 mod bridge;
 mod error;
 mod input;

@@ -13,7 +13,8 @@
 //!   recognition waits for the retrained one;
 //! - the trainer's cost is bounded: it runs on a thread pool of its own
 //!   with one thread (never more than one core, whatever the models'
-//!   parallel code would take), and a round starts only once the changes
+//!   parallel code would take) at a lower priority than the workers
+//!   ([`TRAINER_NICE`]), and a round starts only once the changes
 //!   have paused ([`Pacing::quiet`]; at most [`Pacing::max_delay`] after
 //!   the first change of a burst) and a pause after the previous round
 //!   ([`Pacing::gap_factor`] times its duration) has passed, so that during
@@ -148,6 +149,40 @@ impl From<RecognitionError> for ErrorEvent {
 
 /// How long a recognition may wait for a model that is being trained.
 const MODEL_WAIT: Duration = Duration::from_secs(120);
+
+/// The trainer thread's nice value. Training is background work: on a node
+/// whose cores are all busy with requests (enrolment on a 2-core machine is
+/// one worker plus the client), a trainer at the workers' priority took a
+/// full share of a core from them and enrolment slowed as rounds grew
+/// (`bench/enroll_scale.py`, issue #14). At nice 10 the scheduler gives it
+/// about a tenth of a contended core (CFS weight 110 against 1024) and all
+/// of an idle one, so models still follow a long burst.
+const TRAINER_NICE: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority to `nice`. Linux keeps
+/// the nice value per thread, and `setpriority(PRIO_PROCESS, tid)` sets the
+/// given thread's only (`man 2 setpriority`, NOTES); elsewhere, or when it
+/// fails, the thread keeps its priority, which costs speed, not
+/// correctness.
+fn lower_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority take and return plain integers and
+        // touch no memory of ours.
+        let failed = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) != 0
+        };
+        if failed {
+            warn!(
+                error = %std::io::Error::last_os_error(),
+                "cannot lower the trainer's priority; it competes with requests"
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
 
 /// When the background trainer starts a round (module docs).
 #[derive(Clone, Copy, Debug)]
@@ -401,6 +436,7 @@ impl RecognitionService {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .thread_name(|_| "ocellus-trainer".into())
+            .start_handler(|_| lower_priority(TRAINER_NICE))
             .panic_handler(|_| warn!("the model trainer panicked; Eigen/Fisher stop updating"))
             .build()
             .map_err(|e| RecognitionError::Internal(format!("cannot start the trainer: {e}")))?;

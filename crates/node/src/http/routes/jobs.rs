@@ -91,7 +91,7 @@ pub(crate) async fn submit(
 ) -> Result<Response, ApiError> {
     let op = op_named(&kind)?;
     let session = authorize(&api.state, request.headers(), Some(op), client.0).await?;
-    let input = input::read(request).await?;
+    let mut input = input::read(request, &api.state.budget).await?;
     input.need_images()?;
     let header = match op {
         Op::Filter => input::filter(&input)?,
@@ -103,6 +103,7 @@ pub(crate) async fn submit(
         op,
         header,
         images: input.images,
+        held: input.held.take(),
     };
     let log = bridge::dispatch(&api.state, built, &session, client.0);
     if let Some(reply) = log.finished()

@@ -34,13 +34,14 @@ pub(crate) async fn run(
     build: impl FnOnce(&Input) -> Result<Map<String, Value>, ApiError>,
 ) -> Result<Response, ApiError> {
     let session = authorize(&api.state, request.headers(), Some(op), client.0).await?;
-    let input = input::read(request).await?;
+    let mut input = input::read(request, &api.state.budget).await?;
     input.need_images()?;
     let header = build(&input)?;
     let built = Built {
         op,
         header,
         images: input.images,
+        held: input.held.take(),
     };
     Ok(dispatch_and_wait(&api, built, &session, client).await)
 }
