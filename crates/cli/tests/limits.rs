@@ -362,10 +362,12 @@ fn a_vanished_clients_running_job_stops_and_sigterm_waits_at_most_the_drain_time
     assert!(server.log().contains("drain timeout"), "{}", server.log());
 }
 
-#[test]
-fn uploads_wait_within_the_memory_budget_and_small_requests_still_pass() {
-    const BUDGET_MIB: u64 = 64;
-    let budget = format!("{BUDGET_MIB}MiB");
+/// A filter node with a memory budget of `budget_mib` MiB, frames of up
+/// to 200 MB and a frame (body) timeout of `frame_timeout_s` seconds, and
+/// its resident memory at start, KiB.
+fn budgeted_node(budget_mib: u64, frame_timeout_s: u32) -> (ServerProcess, u64) {
+    let budget = format!("{budget_mib}MiB");
+    let timeout = frame_timeout_s.to_string();
     let server = ServerProcess::start(&[
         "--roles",
         "filter",
@@ -374,10 +376,17 @@ fn uploads_wait_within_the_memory_budget_and_small_requests_still_pass() {
         "--max-frame",
         "200000000",
         "--frame-timeout",
-        "6",
+        &timeout,
     ]);
+    let before = proc_kib(server.pid(), "VmRSS:");
+    (server, before)
+}
+
+#[test]
+fn uploads_wait_within_the_memory_budget_and_small_requests_still_pass() {
+    const BUDGET_MIB: u64 = 64;
+    let (server, before) = budgeted_node(BUDGET_MIB, 6);
     let pid = server.pid();
-    let before = proc_kib(pid, "VmRSS:");
     // A frame larger than the whole budget: refused at once.
     let mut conn = server.connect();
     conn.send_bytes(&150_000_000u32.to_be_bytes()).unwrap();
@@ -509,20 +518,9 @@ fn http_status_line(addr: std::net::SocketAddr, path: &str, body: &[u8]) -> Stri
 #[test]
 fn http_uploads_wait_within_the_memory_budget_too() {
     const BUDGET_MIB: u64 = 32;
-    let budget = format!("{BUDGET_MIB}MiB");
-    let server = ServerProcess::start(&[
-        "--roles",
-        "filter",
-        "--memory-budget",
-        &budget,
-        "--max-frame",
-        "200000000",
-        "--frame-timeout",
-        "3",
-    ]);
+    let (server, before) = budgeted_node(BUDGET_MIB, 3);
     let http = server.http.expect("the node serves HTTP");
     let pid = server.pid();
-    let before = proc_kib(pid, "VmRSS:");
     // A body declaring more than the whole budget: refused unread.
     let mut conn = std::net::TcpStream::connect(http).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
